@@ -1,0 +1,16 @@
+"""graphfix: repair TensorFlow 1.x graphs whose loss can become NaN on some batches.
+
+    import graphfix
+    model = graphfix.load("model.pb")
+    report = graphfix.check(model)
+    fixed, report = graphfix.rewrite(model)
+    graphfix.save(fixed, "fixed.pb")
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from graphfix.api import check, load, rewrite, save  # noqa: E402
+from graphfix.errors import GraphfixError  # noqa: E402
+
+__all__ = ["load", "check", "rewrite", "save", "GraphfixError", "__version__"]

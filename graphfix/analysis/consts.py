@@ -1,0 +1,43 @@
+"""Values of ``Const`` nodes, decoded with numpy (no TensorFlow import)."""
+from __future__ import annotations
+
+import numpy as np
+
+_NP = {1: np.float32, 2: np.float64, 3: np.int32, 4: np.uint8, 5: np.int16, 6: np.int8, 9: np.int64,
+       10: np.bool_, 17: np.uint16, 19: np.float16, 22: np.uint32, 23: np.uint64}
+_VAL_FIELD = {1: "float_val", 2: "double_val", 3: "int_val", 4: "int_val", 5: "int_val", 6: "int_val",
+              9: "int64_val", 10: "bool_val", 17: "int_val", 19: "half_val", 22: "uint32_val", 23: "uint64_val"}
+
+
+def const_value(ir, name: str):
+    """The numpy value of a Const node (through Identity), or None if not a
+    constant or not decodable."""
+    seen = 0
+    while ir.op(name) in ("Identity", "Snapshot") and seen < 8:
+        name = ir.input(name, 0)[0]
+        seen += 1
+    n = ir.node(name)
+    if n.op != "Const" or "value" not in n.attr:
+        return None
+    t = n.attr["value"].tensor
+    dt = _NP.get(t.dtype)
+    if dt is None:
+        return None
+    shape = [d.size for d in t.tensor_shape.dim]
+    count = int(np.prod(shape)) if shape else 1
+    try:
+        if t.tensor_content:
+            arr = np.frombuffer(t.tensor_content, dtype=dt).copy()
+        else:
+            vals = list(getattr(t, _VAL_FIELD[t.dtype]))
+            if t.dtype == 19:
+                arr = np.array(vals, dtype=np.uint16).view(np.float16)
+            else:
+                arr = np.array(vals, dtype=dt)
+            if arr.size == 0:
+                arr = np.zeros(count, dtype=dt)
+            elif arr.size < count:
+                arr = np.concatenate([arr, np.full(count - arr.size, arr[-1], dtype=dt)])
+        return arr.reshape(shape)
+    except (ValueError, KeyError):
+        return None

@@ -1,0 +1,57 @@
+"""Output dtypes of tensors without importing TensorFlow.
+
+Enough of the op registry for the analyses: most ops carry their element type
+in ``T``/``dtype``/``DstT``/``out_type``; comparisons give bool; index ops
+give int32/int64.  ``None`` means unknown.
+"""
+from __future__ import annotations
+
+DT_FLOAT, DT_DOUBLE, DT_INT32, DT_INT64, DT_BOOL = 1, 2, 3, 9, 10
+DT_BFLOAT16, DT_HALF = 14, 19
+FLOAT_TYPES = frozenset({DT_FLOAT, DT_DOUBLE, DT_BFLOAT16, DT_HALF})
+INT_TYPES = frozenset({DT_INT32, DT_INT64, 4, 5, 6, 17, 22, 23})
+REF_OFFSET = 100
+
+BOOL_OPS = frozenset({"Less", "LessEqual", "Greater", "GreaterEqual", "Equal", "NotEqual", "LogicalAnd",
+                      "LogicalOr", "LogicalNot", "IsFinite", "IsNan", "IsInf", "All", "Any",
+                      "IsVariableInitialized", "VarIsInitializedOp", "InTopK", "InTopKV2"})
+
+
+def out_dtype(ir, name: str, out: int = 0) -> int | None:
+    """Element type of output ``out`` of node ``name`` (ref types reduced to their base)."""
+    n = ir.node(name)
+    op = n.op
+    a = n.attr
+    if op in BOOL_OPS:
+        return DT_BOOL
+    if op == "Where":
+        return DT_INT64
+    if op in ("Size", "Shape", "ShapeN"):
+        return a["out_type"].type if "out_type" in a else DT_INT32
+    if op in ("Unique", "UniqueV2") and out == 1:
+        return a["out_idx"].type if "out_idx" in a else DT_INT32
+    if op == "Cast":
+        return a["DstT"].type if "DstT" in a else None
+    if op in ("Merge", "RefMerge") and out == 1:
+        return DT_INT32
+    if op in ("ArgMax", "ArgMin"):
+        return a["output_type"].type if "output_type" in a else DT_INT64
+    if op in ("SparseSoftmaxCrossEntropyWithLogits", "SoftmaxCrossEntropyWithLogits"):
+        return a["T"].type if "T" in a else None
+    if op in ("VarHandleOp",):
+        return 20  # DT_RESOURCE
+    if op in ("ReadVariableOp", "ResourceGather"):
+        return a["dtype"].type if "dtype" in a else None
+    for key in ("T", "dtype", "DstT", "out_type", "Tout", "output_type"):
+        if key in a and a[key].WhichOneof("value") == "type":
+            t = a[key].type
+            return t - REF_OFFSET if t > REF_OFFSET else t
+    return None
+
+
+def is_float(ir, name: str, out: int = 0) -> bool:
+    return out_dtype(ir, name, out) in FLOAT_TYPES
+
+
+def is_bool(ir, name: str, out: int = 0) -> bool:
+    return out_dtype(ir, name, out) == DT_BOOL

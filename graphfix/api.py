@@ -1,0 +1,85 @@
+"""The library API that the CLI and build pipelines call."""
+from __future__ import annotations
+
+import os
+import time
+
+from graphfix import io
+from graphfix.errors import GraphfixError
+from graphfix.ir import GraphIR
+from graphfix.model import Model
+from graphfix.passes import GUARDS, Context, run
+from graphfix.report import Report
+
+
+def load(path) -> Model:
+    """Load a GraphDef (.pb/.pbtxt), MetaGraphDef (.meta) or SavedModel directory."""
+    return io.load(path)
+
+
+def save(model: Model, path) -> None:
+    """Write ``model`` to ``path`` atomically (byte-identical when unchanged)."""
+    io.save(model, path)
+
+
+def _rules(select, ignore):
+    import rewrites
+
+    return rewrites.select(select, ignore)
+
+
+def _run(model: Model, apply: bool, select=None, ignore=None, unsafe_fixes=False, guard="auto", losses=None,
+         options=None):
+    if guard not in GUARDS:
+        raise GraphfixError(f"--guard must be one of {', '.join(GUARDS)}, not {guard!r}")
+    timing = {}
+    t0 = time.perf_counter()
+    rules = _rules(select, ignore)
+    ir = GraphIR(model.graph_def, copy=apply)
+    timing["ir"] = (time.perf_counter() - t0) * 1000
+    ctx = Context(ir, losses=losses, guard=guard, unsafe_fixes=unsafe_fixes, options=options)
+    found_losses = ctx.facts.losses
+    t1 = time.perf_counter()
+    findings, rule_times = run(ctx, rules, apply)
+    timing.update(rule_times)
+    timing["rules"] = (time.perf_counter() - t1) * 1000
+    report = Report(input=model.path, format=_format_name(model), nodes=model.node_count, losses=found_losses,
+                    findings=findings, timing_ms=timing)
+    return ir, report
+
+
+def _format_name(model: Model) -> str:
+    return {"graph_def": "GraphDef", "meta_graph": "MetaGraphDef", "saved_model": "SavedModel"}[model.kind] + \
+        (" (text)" if model.text else "")
+
+
+def check(model: Model, select=None, ignore=None, losses=None) -> Report:
+    """Find hazards; change nothing."""
+    _, report = _run(model, apply=False, select=select, ignore=ignore, losses=losses)
+    return report
+
+
+def rewrite(model: Model, select=None, ignore=None, unsafe_fixes: bool = False, guard: str = "auto", losses=None,
+            clear_devices: bool = False, options=None):
+    """Find hazards and guard them.  Returns ``(fixed_model, report)``; the
+    fixed model is ``model`` itself (byte-identical on save) when nothing changed."""
+    t0 = time.perf_counter()
+    ir, report = _run(model, apply=True, select=select, ignore=ignore, unsafe_fixes=unsafe_fixes, guard=guard,
+                      losses=losses, options=options)
+    fixed = model
+    if ir.changed or clear_devices:
+        gd = ir.to_graph_def()
+        if clear_devices:
+            for n in gd.node:
+                n.device = ""
+        fixed = model.with_graph_def(gd)
+        if model.meta_graph is not None and clear_devices:
+            pass
+    report.nodes_out = fixed.node_count
+    report.timing_ms["rewrite"] = (time.perf_counter() - t0) * 1000
+    return fixed, report
+
+
+def default_output_path(path: str) -> str:
+    root, ext = os.path.splitext(path)
+    return f"{root}.fixed{ext}"

@@ -1,0 +1,271 @@
+"""Lossless GraphDef <-> networkx IR.
+
+Nodes of the ``networkx.MultiDiGraph`` are node names carrying their
+``NodeDef`` (op, attrs, device, colocation, input order untouched); an edge
+``src -> dst`` keyed by the position of the input in ``NodeDef.input`` carries
+``out`` (the producer's output index) and ``ctrl`` (a ``^control`` input).
+``NodeDef.input`` stays the source of truth: every edit goes through the
+small edit API below, which keeps the two in step.  ``library``, ``versions``
+and node order are kept, and an unedited IR gives back the GraphDef it was
+built from.
+"""
+from __future__ import annotations
+
+import networkx as nx
+
+from graphfix.errors import GraphfixError
+
+
+def parse_input(s: str) -> tuple[str, int, bool]:
+    """``"^n"`` -> (n, -1, True); ``"n:2"`` -> (n, 2, False); ``"n"`` -> (n, 0, False)."""
+    if s.startswith("^"):
+        return s[1:], -1, True
+    name, sep, idx = s.rpartition(":")
+    if sep and idx.isdigit():
+        return name, int(idx), False
+    return s, 0, False
+
+
+def tensor_name(node: str, out: int = 0) -> str:
+    return f"{node}:{out}"
+
+
+def split_tensor(t: str) -> tuple[str, int]:
+    name, out, ctrl = parse_input(t)
+    if ctrl:
+        raise GraphfixError(f"{t!r} names a control input, not a tensor")
+    return name, out
+
+
+def input_ref(node: str, out: int) -> str:
+    """The ``NodeDef.input`` spelling of a tensor (``n`` for output 0)."""
+    return node if out == 0 else f"{node}:{out}"
+
+
+class GraphIR:
+    """A mutable graph over NodeDefs, backed by ``networkx.MultiDiGraph``."""
+
+    def __init__(self, graph_def, copy: bool = True):
+        if copy:
+            src = graph_def
+            graph_def = type(src)()
+            graph_def.CopyFrom(src)
+        self._source = graph_def
+        self.g = nx.MultiDiGraph()
+        self.order: dict[str, int] = {}
+        self.version = 0
+        self.changed = False
+        nodes = graph_def.node
+        names = {}
+        for i, n in enumerate(nodes):
+            if n.name in names:
+                raise GraphfixError(f"duplicate node name {n.name!r}")
+            names[n.name] = n
+            self.order[n.name] = i
+        self._next = len(nodes)
+        self.g.add_nodes_from((name, {"node": n}) for name, n in names.items())
+        edges = []
+        for n in nodes:
+            for i, s in enumerate(n.input):
+                src, out, ctrl = parse_input(s)
+                if src not in names:
+                    raise GraphfixError(f"node {n.name!r} input {s!r} names a missing node")
+                edges.append((src, n.name, i, {"out": out, "ctrl": ctrl}))
+        self.g.add_edges_from(edges)
+
+    # ------------------------------------------------------------ queries
+    def __contains__(self, name: str) -> bool:
+        return name in self.g
+
+    def __len__(self) -> int:
+        return self.g.number_of_nodes()
+
+    def node(self, name: str):
+        return self.g.nodes[name]["node"]
+
+    def op(self, name: str) -> str:
+        return self.g.nodes[name]["node"].op
+
+    def names(self) -> list[str]:
+        """Node names in output order."""
+        return sorted(self.g.nodes, key=self.order.__getitem__)
+
+    def inputs(self, name: str) -> list[tuple[str, int]]:
+        """Data inputs of ``name`` in order, as (producer, output index)."""
+        res = []
+        for s in self.node(name).input:
+            src, out, ctrl = parse_input(s)
+            if not ctrl:
+                res.append((src, out))
+        return res
+
+    def input(self, name: str, i: int = 0) -> tuple[str, int]:
+        return self.inputs(name)[i]
+
+    def control_inputs(self, name: str) -> list[str]:
+        return [s[1:] for s in self.node(name).input if s.startswith("^")]
+
+    def consumers(self, name: str, out: int | None = None) -> list[tuple[str, int]]:
+        """Data consumers of ``name`` (of its output ``out`` if given) as (consumer, input position)."""
+        res = []
+        for _, dst, key, d in self.g.out_edges(name, keys=True, data=True):
+            if not d["ctrl"] and (out is None or d["out"] == out):
+                res.append((dst, key))
+        res.sort(key=lambda t: (self.order[t[0]], t[1]))
+        return res
+
+    def control_consumers(self, name: str) -> list[str]:
+        res = {dst for _, dst, d in self.g.out_edges(name, data=True) if d["ctrl"]}
+        return sorted(res, key=self.order.__getitem__)
+
+    def successors(self, name: str) -> set[str]:
+        return set(self.g.successors(name))
+
+    def has_consumers(self, name: str) -> bool:
+        return self.g.out_degree(name) > 0
+
+    def attr(self, name: str, key: str, default=None):
+        n = self.node(name)
+        if key not in n.attr:
+            return default
+        return n.attr[key]
+
+    # ------------------------------------------------------------ edits
+    def _touch(self):
+        self.version += 1
+        self.changed = True
+
+    def _reindex(self, name: str) -> None:
+        self.g.remove_edges_from(list(self.g.in_edges(name, keys=True)))
+        n = self.node(name)
+        edges = []
+        for i, s in enumerate(n.input):
+            src, out, ctrl = parse_input(s)
+            if src not in self.g:
+                raise GraphfixError(f"node {name!r} input {s!r} names a missing node")
+            edges.append((src, name, i, {"out": out, "ctrl": ctrl}))
+        self.g.add_edges_from(edges)
+
+    def add_node(self, nodedef) -> None:
+        """Add a NodeDef (its inputs must exist, or be added before the next edit that reads them)."""
+        if nodedef.name in self.g:
+            raise GraphfixError(f"cannot add node {nodedef.name!r}: the name is taken")
+        self.g.add_node(nodedef.name, node=nodedef)
+        self.order[nodedef.name] = self._next
+        self._next += 1
+        self._touch()
+
+    def add_nodes(self, nodedefs) -> None:
+        """Add several NodeDefs that may refer to each other, then index their inputs."""
+        for n in nodedefs:
+            self.add_node(n)
+        for n in nodedefs:
+            self._reindex(n.name)
+
+    def set_input(self, name: str, position: int, ref: str) -> None:
+        self.node(name).input[position] = ref
+        self._reindex(name)
+        self._touch()
+
+    def add_control_input(self, name: str, src: str) -> None:
+        n = self.node(name)
+        if "^" + src not in n.input:
+            n.input.append("^" + src)
+            self._reindex(name)
+            self._touch()
+
+    def replace_uses(self, old: tuple[str, int], new: tuple[str, int], exclude=()) -> list[str]:
+        """Point every data consumer of tensor ``old`` (but those in ``exclude``) at ``new``."""
+        exclude = set(exclude)
+        done = []
+        for dst, pos in self.consumers(old[0], old[1]):
+            if dst in exclude:
+                continue
+            self.node(dst).input[pos] = input_ref(*new)
+            done.append(dst)
+        for dst in set(done):
+            self._reindex(dst)
+        if done:
+            self._touch()
+        return done
+
+    def replace_control_uses(self, old: str, new: str, exclude=()) -> None:
+        exclude = set(exclude)
+        for dst in self.control_consumers(old):
+            if dst in exclude:
+                continue
+            n = self.node(dst)
+            refs = [s for s in n.input if s != "^" + old]
+            if "^" + new not in refs and new != dst:
+                refs.append("^" + new)
+            del n.input[:]
+            n.input.extend(refs)
+            self._reindex(dst)
+            self._touch()
+
+    def remove_node(self, name: str) -> None:
+        if self.g.out_degree(name):
+            raise GraphfixError(f"cannot remove node {name!r}: it still has consumers")
+        self.g.remove_node(name)
+        del self.order[name]
+        self._touch()
+
+    def remove_dead(self, candidates) -> list[str]:
+        """Remove the nodes of ``candidates`` that nothing outside the removed set consumes."""
+        cand = set(candidates) & set(self.g.nodes)
+        changed = True
+        while changed:
+            changed = False
+            for name in sorted(cand):
+                if any(dst not in cand for dst in self.g.successors(name)):
+                    cand.discard(name)
+                    changed = True
+        removed = sorted(cand, key=self.order.__getitem__)
+        self.g.remove_nodes_from(removed)
+        for name in removed:
+            del self.order[name]
+        if removed:
+            self._touch()
+        return removed
+
+    # ------------------------------------------------------------ output
+    def to_graph_def(self):
+        """The GraphDef (the source one, untouched, when nothing was edited)."""
+        if not self.changed:
+            return self._source
+        out = type(self._source)()
+        for field, value in self._source.ListFields():
+            if field.name == "node":
+                continue
+            if field.message_type is not None:
+                getattr(out, field.name).CopyFrom(value)
+            else:
+                setattr(out, field.name, value)
+        out.node.extend(self.node(name) for name in self.names())
+        return out
+
+    def topo_order(self) -> list[str]:
+        """Nodes with every producer before its consumers; while-loop back edges
+        (from ``NextIteration``) are ignored so loops do not block the order."""
+        indeg = {}
+        g = self.g
+        for name in g.nodes:
+            indeg[name] = sum(1 for src, _ in g.in_edges(name) if g.nodes[src]["node"].op != "NextIteration"
+                              and src != name)
+        ready = sorted((n for n, d in indeg.items() if d == 0), key=self.order.__getitem__, reverse=True)
+        res = []
+        while ready:
+            n = ready.pop()
+            res.append(n)
+            if g.nodes[n]["node"].op == "NextIteration":
+                continue
+            for _, dst in g.out_edges(n):
+                if dst == n:
+                    continue
+                indeg[dst] -= 1
+                if indeg[dst] == 0:
+                    ready.append(dst)
+        if len(res) != len(indeg):
+            stuck = sorted((n for n, d in indeg.items() if d > 0), key=self.order.__getitem__)
+            raise GraphfixError(f"the graph has a cycle outside a while loop (through node {stuck[0]!r})")
+        return res

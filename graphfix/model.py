@@ -1,0 +1,49 @@
+"""The loaded model: a GraphDef plus the container it came in."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+
+@dataclasses.dataclass
+class Model:
+    """A graph as loaded from disk.
+
+    ``kind`` is ``"graph_def"``, ``"meta_graph"`` or ``"saved_model"``;
+    ``text`` says whether the file was protobuf text format.  ``graph_def`` is
+    the graph every analysis and rule works on; for a MetaGraphDef or a
+    SavedModel it is the embedded one.  ``raw`` keeps the bytes of the input
+    file so that an unchanged model is written back byte-identical.
+    """
+
+    kind: str
+    text: bool
+    graph_def: Any
+    path: str = ""
+    raw: bytes | None = None
+    meta_graph: Any = None
+    saved_model: Any = None
+    meta_index: int = 0
+    changed: bool = False
+
+    @property
+    def node_count(self) -> int:
+        return len(self.graph_def.node)
+
+    def with_graph_def(self, graph_def) -> "Model":
+        """A copy of this model carrying ``graph_def`` (marked changed)."""
+        meta = saved = None
+        if self.saved_model is not None:
+            saved = type(self.saved_model)()
+            saved.CopyFrom(self.saved_model)
+            meta = saved.meta_graphs[self.meta_index]
+            meta.graph_def.CopyFrom(graph_def)
+            graph_def = meta.graph_def
+        elif self.meta_graph is not None:
+            meta = type(self.meta_graph)()
+            meta.CopyFrom(self.meta_graph)
+            meta.graph_def.CopyFrom(graph_def)
+            graph_def = meta.graph_def
+        return dataclasses.replace(
+            self, graph_def=graph_def, meta_graph=meta, saved_model=saved, raw=None, changed=True
+        )

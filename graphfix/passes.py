@@ -1,0 +1,105 @@
+"""Rules and the pass manager that runs them.
+
+A rule (one module under ``rewrites/``) has a code, a kebab-case name, a fix
+safety and a ruff-style docstring; ``match`` reads the IR and the shared
+analysis :class:`~graphfix.analysis.Facts` and returns findings, ``fix``
+applies one finding through the IR's edit API.  The pass manager runs the
+selected rules in registry order, re-matching until nothing more is fixed
+(a fixed term is recognised as guarded, so this reaches a fixpoint), and
+times each rule.
+"""
+from __future__ import annotations
+
+import time
+
+from graphfix.analysis import Facts
+from graphfix.gradients import FixError
+from graphfix.report import Finding
+
+GUARDS = ("auto", "cond", "where")
+MAX_ITERATIONS = 8
+
+
+class Rule:
+    """Base class of every rule.  Subclasses set the class attributes and
+    implement :meth:`match` and :meth:`fix`."""
+
+    code = "GF000"
+    name = "rule"
+    safety = "safe"
+    summary = ""
+    guards: tuple[str, ...] = ("where",)
+
+    def match(self, ctx: "Context") -> list[Finding]:
+        raise NotImplementedError
+
+    def fix(self, ctx: "Context", finding: Finding) -> list[str]:
+        raise NotImplementedError
+
+    def finding(self, ctx, node: str, message: str, **kw) -> Finding:
+        return Finding(code=self.code, rule=self.name, node=node, op=ctx.ir.op(node), message=message,
+                       safety=kw.pop("safety", self.safety), **kw)
+
+    def pick_guard(self, ctx, node: str) -> str:
+        """The guard style to use at ``node``: the requested one if this rule
+        offers it, else the rule's default; ``cond`` never inside a loop frame."""
+        want = ctx.guard
+        if want == "auto" or want not in self.guards:
+            want = self.guards[0]
+        if want == "cond" and node in ctx.facts.in_loop:
+            want = "where" if "where" in self.guards else want
+        return want
+
+    @classmethod
+    def doc(cls) -> str:
+        import inspect
+
+        return inspect.cleandoc(cls.__doc__ or "")
+
+
+class Context:
+    """What a rule sees: the IR, fresh analysis facts, and the user's options."""
+
+    def __init__(self, ir, losses=None, guard: str = "auto", unsafe_fixes: bool = False, options=None):
+        self.ir = ir
+        self.losses = list(losses or [])
+        self.guard = guard
+        self.unsafe_fixes = unsafe_fixes
+        self.options = dict(options or {})
+        self._facts: Facts | None = None
+
+    @property
+    def facts(self) -> Facts:
+        if self._facts is None or self._facts.version != self.ir.version:
+            self._facts = Facts(self.ir, self.losses)
+        return self._facts
+
+
+def run(ctx: Context, rules, apply: bool) -> tuple[list[Finding], dict[str, float]]:
+    """Match (and, if ``apply``, fix) until a fixpoint; findings in order found."""
+    findings: list[Finding] = []
+    seen: set[tuple[str, str]] = set()
+    timing: dict[str, float] = {}
+    for _ in range(MAX_ITERATIONS):
+        fixed_any = False
+        for rule in rules:
+            t0 = time.perf_counter()
+            for f in rule.match(ctx):
+                key = (f.code, f.node)
+                if key in seen:
+                    continue
+                if f.node not in ctx.ir:
+                    continue
+                seen.add(key)
+                findings.append(f)
+                if apply and f.fixable and (f.safety == "safe" or ctx.unsafe_fixes):
+                    try:
+                        f.new_nodes = sorted(rule.fix(ctx, f))
+                        f.fixed = True
+                        fixed_any = True
+                    except FixError as e:
+                        f.note = str(e)
+            timing[rule.code] = timing.get(rule.code, 0.0) + (time.perf_counter() - t0) * 1000
+        if not apply or not fixed_any:
+            break
+    return findings, timing

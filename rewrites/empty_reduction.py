@@ -1,0 +1,114 @@
+"""GF001 empty-reduction."""
+from __future__ import annotations
+
+from graphfix.analysis.dtypes import is_float
+from graphfix.analysis.guards import is_nonempty_check, selected_only_when, switch_guard, value_discarded
+from graphfix.gradients import replace_region
+from graphfix.passes import Rule
+
+SOURCE_NAMES = {"Where": "tf.boolean_mask / tf.where", "DynamicPartition": "tf.dynamic_partition",
+                "ListDiff": "tf.setdiff1d", "SetDiff1d": "tf.setdiff1d"}
+
+
+class EmptyReduction(Rule):
+    """GF001 empty-reduction
+
+    What it does:
+        Finds a ``Mean`` over a tensor that can have no elements at run time:
+        the output of ``tf.boolean_mask`` (``Where`` -> ``GatherV2``), a
+        ``tf.dynamic_partition`` part, a gather by data-dependent indices.
+
+    Why is this bad:
+        The mean of nothing is 0/0 = NaN (tensorflow/tensorflow#3510).  One
+        batch with no positive anchor, or no row for a task, makes the loss
+        NaN; every gradient that reads the loss term's value (the weight of
+        the term, a loss scale, a moving average) turns NaN and the optimizer
+        writes NaN into the variables.
+
+    Example:
+        pos = tf.boolean_mask(box_loss, labels > 0)
+        loss = cls_loss + tf.reduce_mean(pos)     # NaN when no label > 0
+
+    Fix:
+        ``cond`` (default): ``tf.cond(tf.size(pos) > 0, lambda: tf.reduce_mean(pos), lambda: 0)``
+        as v1 Switch/Merge — only the taken branch runs, so an empty batch
+        computes no NaN at all, forward or backward.
+        ``where`` (``--guard where``, and inside while loops):
+        ``tf.where(tf.size(pos) > 0, tf.reduce_mean(pos), 0)``.
+        The term contributes 0 when empty.  Training graphs get the gradient
+        of the guarded term spliced into their existing gradient subgraph.
+
+    Fix safety:
+        Safe.  When the tensor is not empty the very same ``Mean`` op runs on
+        the same input, so loss and gradients are bit-for-bit unchanged.
+    """
+
+    code = "GF001"
+    name = "empty-reduction"
+    safety = "safe"
+    summary = "mean over a possibly empty tensor (boolean_mask, dynamic_partition) is NaN"
+    guards = ("cond", "where")
+
+    def match(self, ctx):
+        ir, facts = ctx.ir, ctx.facts
+        res = []
+        for name in ir.names():
+            if ir.op(name) != "Mean":
+                continue
+            x = ir.input(name, 0)
+            if x not in facts.empty or not is_float(ir, name) or not facts.feeds_loss(name):
+                continue
+            if self._guarded(ir, name, x):
+                continue
+            src = self._source(ir, x)
+            res.append(self.finding(
+                ctx, name, f"mean over {x[0]}, which is empty when {src} selects nothing: the term is NaN",
+                guard=self.pick_guard(ctx, name)))
+        return res
+
+    @staticmethod
+    def _guarded(ir, name, x) -> bool:
+        sw = switch_guard(ir, x)
+        if sw is not None and is_nonempty_check(ir, sw[1], sw[0]):
+            return True
+        if value_discarded(ir, name):
+            return True
+        return selected_only_when(ir, name, lambda c: is_nonempty_check(ir, c, x))
+
+    @staticmethod
+    def _source(ir, x) -> str:
+        seen = set()
+        stack = [x[0]]
+        while stack:
+            n = stack.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            if ir.op(n) in SOURCE_NAMES:
+                return f"{SOURCE_NAMES[ir.op(n)]} ({n})"
+            stack.extend(s for s, _ in ir.inputs(n))
+            if len(seen) > 64:
+                break
+        return "the selection"
+
+    def fix(self, ctx, finding):
+        ir = ctx.ir
+        mean = finding.node
+        x_t, axes_t = ir.inputs(mean)[:2]
+        style = finding.guard
+
+        def build(b):
+            tf = b.tf
+            x, axes = b.input(x_t), b.input(axes_t)
+            nonempty = tf.greater(tf.size(x, out_type=tf.int64), tf.constant(0, tf.int64), name="nonempty")
+            if style == "cond":
+                return tf.compat.v1.cond(
+                    nonempty,
+                    lambda: b.clone(mean, [x, axes])[0],
+                    lambda: tf.zeros_like(b.clone(mean, [x, axes])[0]),
+                    name="cond")
+            value = b.clone(mean, [x, axes])[0]
+            return tf.where(nonempty, value, tf.zeros_like(value), name="guarded")
+
+        return replace_region(ir, ctx.facts, code=self.code, anchor=mean, region=[mean], output=(mean, 0),
+                              build=build)
