@@ -117,7 +117,7 @@ def replace_region(ir, facts, *, code: str, anchor: str, region: list[str], outp
     coloc = anchor_node.attr["_class"] if "_class" in anchor_node.attr else None
     nodes = export_nodes(b, extra_map, device=anchor_node.device, colocation=coloc)
     check_names_free(ir, nodes)
-    ir.add_nodes(nodes)
+    ir.add_nodes(nodes, after=anchor)
     new_names = {n.name for n in nodes}
     ir.replace_uses(output, out_tensor, exclude=set(region) | all_stale | new_names)
     for old, new in rewires:
@@ -125,7 +125,13 @@ def replace_region(ir, facts, *, code: str, anchor: str, region: list[str], outp
     for r in region:
         ir.replace_control_uses(r, out_tensor[0], exclude=set(region) | all_stale)
     ir.remove_dead(set(region) | all_stale)
-    return [n.name for n in nodes]
+    added = [n.name for n in nodes]
+    if output[0] not in ir and out_tensor[1] == output[1] == 0:
+        # The guarded value keeps the original tensor name, so fetches,
+        # collections, summaries and signatures that name it still work.
+        ir.rename(out_tensor[0], output[0])
+        added = [output[0] if a == out_tensor[0] else a for a in added]
+    return added
 
 
 def _upstream_gradient(ir, scopes, nodes: list[str]) -> tuple[str, int]:

@@ -155,12 +155,21 @@ class GraphIR:
         self._next += 1
         self._touch()
 
-    def add_nodes(self, nodedefs) -> None:
-        """Add several NodeDefs that may refer to each other, then index their inputs."""
+    def add_nodes(self, nodedefs, after: str | None = None) -> None:
+        """Add several NodeDefs that may refer to each other, then index their
+        inputs.  With ``after``, they are placed right after that node in the
+        output order (so a text diff of the graph stays local)."""
         for n in nodedefs:
             self.add_node(n)
         for n in nodedefs:
             self._reindex(n.name)
+        if after is not None and nodedefs:
+            lo = self.order[after]
+            hi = min((v for k, v in self.order.items() if v > lo and k not in {n.name for n in nodedefs}),
+                     default=lo + 1)
+            step = (hi - lo) / (len(nodedefs) + 1)
+            for k, n in enumerate(nodedefs):
+                self.order[n.name] = lo + step * (k + 1)
 
     def set_input(self, name: str, position: int, ref: str) -> None:
         self.node(name).input[position] = ref
@@ -182,8 +191,9 @@ class GraphIR:
             if dst in exclude:
                 continue
             self.node(dst).input[pos] = input_ref(*new)
-            done.append(dst)
-        for dst in set(done):
+            if dst not in done:
+                done.append(dst)
+        for dst in done:
             self._reindex(dst)
         if done:
             self._touch()
@@ -202,6 +212,27 @@ class GraphIR:
             n.input.extend(refs)
             self._reindex(dst)
             self._touch()
+
+    def rename(self, old: str, new: str) -> None:
+        """Rename node ``old`` to ``new`` (free), updating every reference to it."""
+        if new in self.g:
+            raise GraphfixError(f"cannot rename {old!r} to {new!r}: the name is taken")
+        consumers = sorted({dst for _, dst in self.g.out_edges(old)})
+        n = self.node(old)
+        n.name = new
+        self.g = nx.relabel_nodes(self.g, {old: new}, copy=False)
+        self.order[new] = self.order.pop(old)
+        for dst in consumers:
+            d = self.node(dst)
+            refs = []
+            for s in d.input:
+                src, out, ctrl = parse_input(s)
+                if src == old:
+                    s = "^" + new if ctrl else input_ref(new, out)
+                refs.append(s)
+            del d.input[:]
+            d.input.extend(refs)
+        self._touch()
 
     def remove_node(self, name: str) -> None:
         if self.g.out_degree(name):

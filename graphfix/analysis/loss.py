@@ -27,12 +27,38 @@ def gradient_seeds(ir) -> list[tuple[str, str]]:
         m = _SEED.match(name)
         if not m or ir.op(name) != "Fill":
             continue
-        shape_node, _ = ir.input(name, 0)
-        if ir.op(shape_node) != "Shape":
-            continue
-        loss_node, loss_out = ir.input(shape_node, 0)
-        res.append((m.group("gp"), tensor_name(loss_node, loss_out)))
+        gp = m.group("gp")
+        loss = _loss_from_shape(ir, name) or _loss_from_consumers(ir, gp, name)
+        if loss is not None:
+            res.append((gp, loss))
     return res
+
+
+def _loss_from_shape(ir, seed: str) -> str | None:
+    shape_node, _ = ir.input(seed, 0)
+    if ir.op(shape_node) != "Shape":
+        return None  # a static shape is folded into a Const
+    return tensor_name(*ir.input(shape_node, 0))
+
+
+def _loss_from_consumers(ir, gp: str, seed: str) -> str | None:
+    """The loss op is the one whose gradient scope reads the seed.  Identity ops
+    have no scope of their own (their gradient is the seed itself), so follow
+    single Identity consumers forward to the tensor the user named."""
+    for dst, _ in ir.consumers(seed):
+        rest = dst[len(gp) + 1:] if dst.startswith(gp + "/") else ""
+        i = rest.find("_grad/")
+        if i <= 0 or rest[:i] not in ir:
+            continue
+        node = rest[:i]
+        for _ in range(8):
+            nxt = [c for c, _ in ir.consumers(node, 0) if ir.op(c) in ("Identity", "Snapshot")
+                   and not c.startswith(gp + "/")]
+            if len(nxt) != 1:
+                break
+            node = nxt[0]
+        return tensor_name(node, 0)
+    return None
 
 
 def resolve_tensor(ir, t: str) -> str:

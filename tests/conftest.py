@@ -1,0 +1,29 @@
+import os
+import sys
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true", default=False,
+                     help="rewrite golden inputs/expectations under tests/golden instead of comparing")
+
+
+@pytest.fixture
+def update_golden(request):
+    return request.config.getoption("--update-golden")
+
+
+@pytest.fixture(scope="session")
+def tf():
+    from graphfix.tfimport import tf as _tf
+
+    t = _tf()
+    t.compat.v1.disable_eager_execution()
+    t.compat.v1.disable_control_flow_v2()
+    return t
