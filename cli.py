@@ -37,6 +37,8 @@ def _common(p, formats=("text", "json")):
     p.add_argument("--ignore", type=_codes, action="extend", metavar="CODES", help="skip these rules")
     p.add_argument("--loss", action="append", metavar="TENSOR",
                    help="the loss tensor (repeatable); default: found from the gradient subgraph")
+    p.add_argument("--stop-gradient", action="append", metavar="NODE", dest="stop_gradient",
+                   help="GF007: a term that stays in the loss value but must not be trained on (repeatable)")
     p.add_argument("--debug", action="store_true", help="show a traceback on errors")
 
 
@@ -60,6 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="report hazards, change nothing (exit 1 if any)")
     p.add_argument("input")
     _common(p)
+
+    p = sub.add_parser("verify", help="run ORIGINAL and FIXED in TensorFlow and compare (exit 1 on a mismatch)")
+    p.add_argument("original")
+    p.add_argument("fixed")
+    p.add_argument("--feeds", metavar="FILE.npz", help="normal feeds (placeholder name -> array); default: "
+                                                      "random data from the placeholders' dtypes and shapes")
+    p.add_argument("--trials", type=int, default=3, metavar="N", help="random normal feeds to try (default 3)")
+    p.add_argument("--loss", action="append", metavar="TENSOR", help="the loss tensor (repeatable)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--debug", action="store_true", help="show a traceback on errors")
 
     sub.add_parser("rules", help="list the rules")
     p = sub.add_parser("explain", help="print a rule's documentation")
@@ -114,6 +126,8 @@ def _dispatch(args) -> int:
         return _cmd_check(args)
     if args.command == "rewrite":
         return _cmd_rewrite(args)
+    if args.command == "verify":
+        return _cmd_verify(args)
     raise AssertionError(args.command)
 
 
@@ -152,7 +166,8 @@ def _cmd_check(args) -> int:
 
         io.check_writable(args.report)
     model = graphfix.load(args.input)
-    report = graphfix.check(model, select=args.select, ignore=args.ignore, losses=args.loss)
+    report = graphfix.check(model, select=args.select, ignore=args.ignore, losses=args.loss,
+                            options=_options(args))
     _emit(report, args.format, "check", args.report)
     return EXIT_FINDINGS if report.found else EXIT_CLEAN
 
@@ -166,11 +181,27 @@ def _cmd_rewrite(args) -> int:
         io.check_writable(args.report)
     model = graphfix.load(args.input)
     fixed, report = graphfix.rewrite(model, select=args.select, ignore=args.ignore, unsafe_fixes=args.unsafe_fixes,
-                                     guard=args.guard, losses=args.loss, clear_devices=args.clear_devices)
+                                     guard=args.guard, losses=args.loss, clear_devices=args.clear_devices,
+                                     options=_options(args))
     graphfix.save(fixed, args.output)
     report.output = args.output
     _emit(report, args.format, "rewrite", args.report)
     return EXIT_FINDINGS if report.remaining else EXIT_CLEAN
+
+
+def _options(args) -> dict:
+    return {"stop_gradient": list(args.stop_gradient or [])}
+
+
+def _cmd_verify(args) -> int:
+    import graphfix
+    from graphfix import verify
+
+    original = graphfix.load(args.original)
+    fixed = graphfix.load(args.fixed)
+    result = verify.verify(original, fixed, feeds=args.feeds, losses=args.loss, trials=args.trials)
+    sys.stdout.write(result.render(args.format))
+    return EXIT_CLEAN if result.ok else EXIT_FINDINGS
 
 
 if __name__ == "__main__":

@@ -53,9 +53,9 @@ def _format_name(model: Model) -> str:
         (" (text)" if model.text else "")
 
 
-def check(model: Model, select=None, ignore=None, losses=None) -> Report:
+def check(model: Model, select=None, ignore=None, losses=None, options=None) -> Report:
     """Find hazards; change nothing."""
-    _, report = _run(model, apply=False, select=select, ignore=ignore, losses=losses)
+    _, report = _run(model, apply=False, select=select, ignore=ignore, losses=losses, options=options)
     return report
 
 
@@ -73,8 +73,6 @@ def rewrite(model: Model, select=None, ignore=None, unsafe_fixes: bool = False, 
             for n in gd.node:
                 n.device = ""
         fixed = model.with_graph_def(gd)
-        if model.meta_graph is not None and clear_devices:
-            pass
     report.nodes_out = fixed.node_count
     report.timing_ms["rewrite"] = (time.perf_counter() - t0) * 1000
     return fixed, report
