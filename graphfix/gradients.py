@@ -59,14 +59,16 @@ def _topo(ir, region: list[str]) -> list[str]:
     return done
 
 
-def replace_region(ir, facts, *, code: str, anchor: str, region: list[str], output: tuple[str, int],
-                   build) -> list[str]:
-    """Replace tensor ``output`` of ``region`` by ``build(builder)`` and patch gradients.
+def replace_region(ir, facts, *, code: str, anchor: str, region: list[str], output, build) -> list[str]:
+    """Replace the ``output`` tensor(s) of ``region`` by ``build(builder)`` and patch gradients.
 
-    ``build`` receives a :class:`Builder` (inside the name scope
-    ``<anchor>/graphfix/<code>``) and returns the replacement ``tf.Tensor``.
+    ``output`` is one ``(node, index)`` or a list of them; ``build`` receives
+    a :class:`Builder` (inside the name scope ``<anchor>/graphfix/<code>``)
+    and returns the replacement ``tf.Tensor`` (or a list, one per output).
+    Region nodes still read by others after the rewrite stay in the graph.
     Returns the names of the nodes added.
     """
+    outputs = [output] if isinstance(output, tuple) else list(output)
     scope = f"{anchor}/graphfix/{code}"
     scopes = facts.grad_scopes
     region = _topo(ir, region)
@@ -81,70 +83,108 @@ def replace_region(ir, facts, *, code: str, anchor: str, region: list[str], outp
     inputs = _region_inputs(ir, region)
 
     graph = new_scratch_graph()
-    tf = None
     extra_map: dict[str, tuple[str, int]] = {}
     new_grads: dict[str, dict[tuple[str, int], tuple[str, int]]] = {}
     with graph.as_default(), v1_control_flow():
         b = Builder(ir, graph)
         tf = b.tf
         with graph.name_scope(scope + "/"):
-            new_out = build(b)
+            built = build(b)
+        new_outs = list(built) if isinstance(built, (list, tuple)) else [built]
+        if len(new_outs) != len(outputs):
+            raise FixError("internal: the guard built a different number of outputs")
         float_inputs = [t for t in inputs if output_types(ir.node(t[0]))[t[1]] in FLOAT_TYPES]
-        for t in b.inputs.values():
-            if t not in inputs and output_types(ir.node(t[0]))[t[1]] in FLOAT_TYPES and stale:
-                raise FixError(f"the guard reads {tensor_name(*t)}, which the replaced ops did not")
+        extra_float = [t for t in b.inputs.values()
+                       if t not in inputs and output_types(ir.node(t[0]))[t[1]] in FLOAT_TYPES]
         for k, gp in enumerate(sorted(stale)):
-            upstream = _upstream_gradient(ir, scopes, stale[gp])
-            with graph.name_scope(None):
-                u = tf.compat.v1.placeholder(new_out.dtype, name=f"graphfix_scratch_upstream_{k}")
-            extra_map[u.op.name] = upstream
+            ups = _upstream_gradients(ir, scopes, gp, stale[gp], outputs)
+            ys, grad_ys = [], []
+            for j, (out, up) in enumerate(zip(new_outs, ups)):
+                if up is None:
+                    continue
+                with graph.name_scope(None):
+                    u = tf.compat.v1.placeholder(out.dtype, name=f"graphfix_scratch_upstream_{k}_{j}")
+                extra_map[u.op.name] = up
+                ys.append(out)
+                grad_ys.append(u)
             xs = [b.input(t) for t in float_inputs]
             with graph.name_scope(scope + "/"):
-                grads = tf.compat.v1.gradients(new_out, xs, grad_ys=u, name="grad" if k == 0 else f"grad_{k}",
+                name = "grad" if k == 0 else f"grad_{k}"
+                if extra_float:
+                    # The guard may read other float tensors only as predicates
+                    # (no gradient may flow into them).
+                    leaks = tf.compat.v1.gradients(ys, [b.input(t) for t in extra_float], grad_ys=grad_ys,
+                                                   name=name + "_check")
+                    for t, gr in zip(extra_float, leaks):
+                        if gr is not None:
+                            raise FixError(f"the guard differentiates through {tensor_name(*t)}, "
+                                           "which the replaced ops did not read")
+                grads = tf.compat.v1.gradients(ys, xs, grad_ys=grad_ys, name=name,
                                                unconnected_gradients=tf.UnconnectedGradients.ZERO)
             new_grads[gp] = {t: (gr.op.name, gr.value_index) for t, gr in zip(float_inputs, grads)}
-    out_tensor = (new_out.op.name, new_out.value_index)
+    out_tensors = [(t.op.name, t.value_index) for t in new_outs]
 
     # Map every stale gradient output read from outside to the input it is the gradient for.
     rewires: list[tuple[tuple[str, int], tuple[str, int]]] = []
     for gp, nodes in stale.items():
         outs = _stale_outputs(ir, set(nodes), all_stale | set(region))
-        mapping = _map_old_gradients(ir, region, output, float_inputs, gp, outs)
+        mapping = _map_old_gradients(ir, region, outputs, float_inputs, gp, outs, all_stale)
         for old in outs:
             rewires.append((old, new_grads[gp][mapping[old]]))
 
     anchor_node = ir.node(anchor)
     coloc = anchor_node.attr["_class"] if "_class" in anchor_node.attr else None
     nodes = export_nodes(b, extra_map, device=anchor_node.device, colocation=coloc)
+    nodes = [n for n in nodes if not n.name.endswith("_check") and "_check/" not in n.name]
     check_names_free(ir, nodes)
     ir.add_nodes(nodes, after=anchor)
     new_names = {n.name for n in nodes}
-    ir.replace_uses(output, out_tensor, exclude=set(region) | all_stale | new_names)
+    for old_t, new_t in zip(outputs, out_tensors):
+        ir.replace_uses(old_t, new_t, exclude=set(region) | all_stale | new_names)
     for old, new in rewires:
         ir.replace_uses(old, new, exclude=all_stale)
     for r in region:
-        ir.replace_control_uses(r, out_tensor[0], exclude=set(region) | all_stale)
-    ir.remove_dead(set(region) | all_stale)
-    added = [n.name for n in nodes]
-    if output[0] not in ir and out_tensor[1] == output[1] == 0:
-        # The guarded value keeps the original tensor name, so fetches,
-        # collections, summaries and signatures that name it still work.
-        ir.rename(out_tensor[0], output[0])
-        added = [output[0] if a == out_tensor[0] else a for a in added]
+        ir.replace_control_uses(r, out_tensors[0][0], exclude=set(region) | all_stale)
+    ir.remove_dead(set(region) | all_stale | {n.name for n in nodes if n.name.startswith(scope + "/grad")})
+    added = [n.name for n in nodes if n.name in ir]
+    for old_t, new_t in zip(outputs, out_tensors):
+        if old_t[0] not in ir and new_t[1] == old_t[1] == 0:
+            # The guarded value keeps the original tensor name, so fetches,
+            # collections, summaries and signatures that name it still work.
+            ir.rename(new_t[0], old_t[0])
+            added = [old_t[0] if a == new_t[0] else a for a in added]
     return added
 
 
-def _upstream_gradient(ir, scopes, nodes: list[str]) -> tuple[str, int]:
-    """dL/dT: the one tensor the stale scopes read from elsewhere in the gradient graph."""
+def _upstream_gradients(ir, scopes, gp: str, nodes: list[str], outputs) -> list:
+    """dL/dT for each region output T: the tensor its gradient scope reads from
+    elsewhere in the gradient graph (None for an output no gradient reaches)."""
     inside = set(nodes)
-    found = []
+    found: dict[str, list] = {}
     for n in nodes:
         for t in ir.inputs(n):
-            if t[0] not in inside and scopes.is_gradient_node(t[0]) and t not in found:
-                found.append(t)
-    if len(found) != 1:
-        raise FixError(f"cannot identify the upstream gradient of the replaced ops ({len(found)} candidates)")
-    return found[0]
+            if t[0] not in inside and scopes.is_gradient_node(t[0]):
+                found.setdefault(n, [])
+                if t not in found[n]:
+                    found[n].append(t)
+    everything = {t for ts in found.values() for t in ts}
+    res = []
+    for node, _ in outputs:
+        cands = sorted({t for n, ts in found.items() if _scope_owner(gp, n) == node for t in ts})
+        if len(cands) > 1:
+            raise FixError(f"cannot identify the upstream gradient of {node!r} ({len(cands)} candidates)")
+        res.append(cands[0] if cands else None)
+    if everything - {u for u in res if u is not None}:
+        raise FixError("an op inside the replaced region also receives gradient from elsewhere")
+    if all(u is None for u in res):
+        raise FixError("cannot identify the upstream gradient of the replaced ops")
+    return res
+
+
+def _scope_owner(gp: str, grad_node: str) -> str:
+    """``gradients/loss/Mean_grad/Tile`` -> ``loss/Mean`` (the forward op)."""
+    rest = grad_node[len(gp) + 1:]
+    return rest[: rest.find("_grad/")]
 
 
 def _stale_outputs(ir, nodes: set[str], removed: set[str]) -> list[tuple[str, int]]:
@@ -160,7 +200,7 @@ def _stale_outputs(ir, nodes: set[str], removed: set[str]) -> list[tuple[str, in
     return outs
 
 
-def _map_old_gradients(ir, region, output, float_inputs, gp, outs):
+def _map_old_gradients(ir, region, outputs, float_inputs, gp, outs, stale):
     """Which region input each stale gradient output is the gradient for.
 
     Re-derives the old gradient in a scratch graph: the region's ops recreated
@@ -180,10 +220,12 @@ def _map_old_gradients(ir, region, output, float_inputs, gp, outs):
                 for r in region:
                     ins = [made[s][i] if s in made else b.input((s, i)) for s, i in ir.inputs(r)]
                     made[r] = b.clone(r, ins, op_name=r)
-                t_out = made[output[0]][output[1]]
-                u = tf.compat.v1.placeholder(t_out.dtype, name="graphfix_scratch_upstream")
+                ys = [made[o[0]][o[1]] for o in outputs
+                      if any(n.startswith(f"{gp}/{o[0]}_grad/") for n in stale)]
+                us = [tf.compat.v1.placeholder(y.dtype, name=f"graphfix_scratch_upstream_{j}")
+                      for j, y in enumerate(ys)]
                 xs = [b.input(t) for t in float_inputs]
-                grads = tf.compat.v1.gradients(t_out, xs, grad_ys=u, name=gp, gate_gradients=gate)
+                grads = tf.compat.v1.gradients(ys, xs, grad_ys=us, name=gp, gate_gradients=gate)
         except (ValueError, TypeError, LookupError) as e:
             raise FixError(f"cannot re-derive the old gradient: {e}") from None
         mapping = {}
