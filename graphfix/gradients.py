@@ -77,6 +77,8 @@ def replace_region(ir, facts, *, code: str, anchor: str, region: list[str], outp
         nodes = [n for r in region for n in scopes.scope(gp, r)]
         if nodes:
             stale[gp] = nodes
+    for gp in stale:
+        stale[gp] += _aggregations(ir, scopes, gp, set(stale[gp]))
     if stale and anchor in facts.in_loop:
         raise FixError("gradient patching inside a while-loop frame is not supported yet")
     all_stale = {n for nodes in stale.values() for n in nodes}
@@ -135,6 +137,8 @@ def replace_region(ir, facts, *, code: str, anchor: str, region: list[str], outp
     anchor_node = ir.node(anchor)
     coloc = anchor_node.attr["_class"] if "_class" in anchor_node.attr else None
     nodes = export_nodes(b, extra_map, device=anchor_node.device, colocation=coloc)
+    if anchor in facts.in_loop:
+        _pin_to_frame(ir, facts, nodes, inputs)
     nodes = [n for n in nodes if not n.name.endswith("_check") and "_check/" not in n.name]
     check_names_free(ir, nodes)
     ir.add_nodes(nodes, after=anchor)
@@ -143,16 +147,70 @@ def replace_region(ir, facts, *, code: str, anchor: str, region: list[str], outp
         ir.replace_uses(old_t, new_t, exclude=set(region) | all_stale | new_names)
     for old, new in rewires:
         ir.replace_uses(old, new, exclude=all_stale)
+    # Control edges out of the old scopes (TF gates a gradient function's
+    # constants on its upstream gradient) move to the new gradient.
+    for n in sorted(all_stale, key=ir.order.__getitem__):
+        outside = [c for c in ir.control_consumers(n) if c not in all_stale]
+        if outside and rewires:
+            target = next((new[0] for old, new in rewires if old[0] == n), rewires[0][1][0])
+            ir.replace_control_uses(n, target, exclude=all_stale)
     for r in region:
         ir.replace_control_uses(r, out_tensors[0][0], exclude=set(region) | all_stale)
+    moved = {old[0]: new[0] for old, new in rewires}
+    moved.update({o[0]: n[0] for o, n in zip(outputs, out_tensors)})
     ir.remove_dead(set(region) | all_stale | {n.name for n in nodes if n.name.startswith(scope + "/grad")})
     added = [n.name for n in nodes if n.name in ir]
+    _fix_colocation(ir, moved)
     for old_t, new_t in zip(outputs, out_tensors):
         if old_t[0] not in ir and new_t[1] == old_t[1] == 0:
             # The guarded value keeps the original tensor name, so fetches,
             # collections, summaries and signatures that name it still work.
             ir.rename(new_t[0], old_t[0])
             added = [old_t[0] if a == new_t[0] else a for a in added]
+    return added
+
+
+def _fix_colocation(ir, moved: dict[str, str]) -> None:
+    """Colocation constraints (``_class: loc:@X``) naming a removed node now
+    name its replacement, or are dropped."""
+    for name in ir.names():
+        n = ir.node(name)
+        if "_class" not in n.attr:
+            continue
+        locs = list(n.attr["_class"].list.s)
+        new = []
+        for loc in locs:
+            target = loc.decode()[5:] if loc.startswith(b"loc:@") else None
+            if target is not None and target not in ir:
+                target = moved.get(target)
+                if target is None or target not in ir:
+                    continue
+                loc = f"loc:@{target}".encode()
+            if loc not in new:
+                new.append(loc)
+        if new != locs:
+            del n.attr["_class"].list.s[:]
+            n.attr["_class"].list.s.extend(new)
+            if not new:
+                del n.attr["_class"]
+
+
+def _aggregations(ir, scopes, gp: str, nodes: set[str]) -> list[str]:
+    """Gradient aggregation nodes (``<prefix>/AddN``…) that only sum
+    contributions from ``nodes``: they belong to the replaced region's
+    gradient (several uses of one region op inside the region)."""
+    added: list[str] = []
+    grown = True
+    while grown:
+        grown = False
+        cands = {dst for n in nodes for dst in ir.successors(n)
+                 if dst not in nodes and dst.startswith(gp + "/") and "_grad/" not in dst[len(gp) + 1:]
+                 and ir.op(dst) in ("AddN", "Add", "AddV2", "AccumulateNV2")}
+        for c in sorted(cands):
+            if all(src in nodes for src, _ in ir.inputs(c)):
+                nodes.add(c)
+                added.append(c)
+                grown = True
     return added
 
 
@@ -241,3 +299,17 @@ def _map_old_gradients(ir, region, outputs, float_inputs, gp, outs, stale):
         return {outs[0]: float_inputs[0]}
     raise FixError("cannot match the old gradient subgraph to the replaced ops "
                    f"(outputs {sorted(tensor_name(*o) for o in outs)})")
+
+
+def _pin_to_frame(ir, facts, nodes, inputs) -> None:
+    """New nodes without inputs (constants) inside a while-loop body must run
+    in the loop's frame: TensorFlow rejects an op with "inputs from different
+    frames" otherwise.  Like ``tf.constant`` built inside ``tf.while_loop``
+    they get a control input from a node of the frame (here: the producer of
+    a region input, which is in the anchor's frame)."""
+    in_frame = next((t[0] for t in inputs if t[0] in facts.in_loop), None)
+    if in_frame is None:
+        raise FixError("cannot find a node of the while-loop frame to anchor the guard's constants to")
+    for n in nodes:
+        if not n.input:
+            n.input.append("^" + in_frame)

@@ -66,6 +66,7 @@ class Context:
         self.guard = guard
         self.unsafe_fixes = unsafe_fixes
         self.options = dict(options or {})
+        self.covered: set[str] = set()  # nodes a rule's finding already covers (report-only rules skip them)
         self._facts: Facts | None = None
 
     @property
@@ -79,6 +80,7 @@ def run(ctx: Context, rules, apply: bool) -> tuple[list[Finding], dict[str, floa
     """Match (and, if ``apply``, fix) until a fixpoint; findings in order found."""
     findings: list[Finding] = []
     seen: set[tuple[str, str]] = set()
+    claimed: dict[str, str] = {}  # node -> code of the first rule that reported it
     timing: dict[str, float] = {}
     for _ in range(MAX_ITERATIONS):
         fixed_any = False
@@ -88,9 +90,10 @@ def run(ctx: Context, rules, apply: bool) -> tuple[list[Finding], dict[str, floa
                 key = (f.code, f.node)
                 if key in seen:
                     continue
-                if f.node not in ctx.ir:
+                if f.node not in ctx.ir or claimed.get(f.node, f.code) != f.code:
                     continue
                 seen.add(key)
+                claimed[f.node] = f.code
                 findings.append(f)
                 if apply and f.fixable and (f.safety == "safe" or ctx.unsafe_fixes):
                     try:

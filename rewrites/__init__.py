@@ -8,9 +8,31 @@ from __future__ import annotations
 
 from graphfix.errors import GraphfixError
 from rewrites.empty_reduction import EmptyReduction
+from rewrites.zero_denominator import ZeroDenominator
+from rewrites.exp_overflow import ExpOverflow
+from rewrites.log_probability import LogProbability
+from rewrites.log_unbounded import LogUnbounded
+from rewrites.masked_term import MaskedTerm
+from rewrites.safe_norm import SafeNorm
+from rewrites.stop_gradient import StopGradient
+from rewrites.where_gradient import WhereGradient
 
+# Execution order.  GF007 first: a term the user removes from training needs
+# no other guard's gradient.  GF005 before the where/mask rules: it rewrites
+# log(softmax) into a form with no singular op left.  GF003/GF006 before
+# GF002/GF004: a division or root inside a where or a mask is theirs (one
+# double where covers it).  GF002 after GF001: a sum/size mean is GF001's.
+# The report-only rules last, so they skip what another rule already covers.
 RULES = [
+    StopGradient,
+    LogProbability,
     EmptyReduction,
+    WhereGradient,
+    MaskedTerm,
+    ZeroDenominator,
+    SafeNorm,
+    ExpOverflow,
+    LogUnbounded,
 ]
 
 BY_CODE = {r.code: r for r in RULES}

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from graphfix.analysis.dtypes import is_float
-from graphfix.analysis.guards import is_nonempty_check, selected_only_when, switch_guard, value_discarded
+from graphfix.analysis.guards import is_nonempty_check, selected_only_when, size_source, strip, switch_guard, \
+    value_discarded
 from graphfix.gradients import replace_region
 from graphfix.passes import Rule
 
@@ -16,7 +17,8 @@ class EmptyReduction(Rule):
     What it does:
         Finds a ``Mean`` over a tensor that can have no elements at run time:
         the output of ``tf.boolean_mask`` (``Where`` -> ``GatherV2``), a
-        ``tf.dynamic_partition`` part, a gather by data-dependent indices.
+        ``tf.dynamic_partition`` part, a gather by data-dependent indices —
+        and the hand-written mean ``tf.reduce_sum(x) / tf.size(x)`` over one.
 
     Why is this bad:
         The mean of nothing is 0/0 = NaN (tensorflow/tensorflow#3510).  One
@@ -35,6 +37,7 @@ class EmptyReduction(Rule):
         computes no NaN at all, forward or backward.
         ``where`` (``--guard where``, and inside while loops):
         ``tf.where(tf.size(pos) > 0, tf.reduce_mean(pos), 0)``.
+        A hand-written ``sum / size`` becomes ``tf.math.divide_no_nan``.
         The term contributes 0 when empty.  Training graphs get the gradient
         of the guarded term spliced into their existing gradient subgraph.
 
@@ -53,6 +56,13 @@ class EmptyReduction(Rule):
         ir, facts = ctx.ir, ctx.facts
         res = []
         for name in ir.names():
+            if ir.op(name) in ("RealDiv", "Div") and is_float(ir, name) and facts.feeds_loss(name):
+                x = self._sum_over_size(ir, name)
+                if x is not None and x in facts.empty:
+                    res.append(self.finding(
+                        ctx, name, f"sum over size of {x[0]}, which is empty when {self._source(ir, x)} selects "
+                                   "nothing: 0/0 = NaN", guard="div_no_nan"))
+                continue
             if ir.op(name) != "Mean":
                 continue
             x = ir.input(name, 0)
@@ -65,6 +75,15 @@ class EmptyReduction(Rule):
                 ctx, name, f"mean over {x[0]}, which is empty when {src} selects nothing: the term is NaN",
                 guard=self.pick_guard(ctx, name)))
         return res
+
+    @staticmethod
+    def _sum_over_size(ir, name):
+        """``x`` if ``name`` is ``Sum(x) / count(x)`` (a hand-written mean)."""
+        num, den = (strip(ir, t) for t in ir.inputs(name)[:2])
+        if ir.op(num[0]) != "Sum":
+            return None
+        x = strip(ir, ir.input(num[0], 0))
+        return x if size_source(ir, den) == x else None
 
     @staticmethod
     def _guarded(ir, name, x) -> bool:
@@ -93,6 +112,15 @@ class EmptyReduction(Rule):
 
     def fix(self, ctx, finding):
         ir = ctx.ir
+        if ir.op(finding.node) != "Mean":
+            node = finding.node
+
+            def build_div(b):
+                num, den = (b.input(t) for t in ir.inputs(node)[:2])
+                return b.tf.math.divide_no_nan(num, den, name="div_no_nan")
+
+            return replace_region(ir, ctx.facts, code=self.code, anchor=node, region=[node], output=(node, 0),
+                                  build=build_div)
         mean = finding.node
         x_t, axes_t = ir.inputs(mean)[:2]
         style = finding.guard

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from graphfix.analysis import controlflow, emptiness, gradpath, loss
+from graphfix.analysis import controlflow, emptiness, gradpath, loss, ranges
 
 
 class Facts:
@@ -56,3 +56,7 @@ class Facts:
     @functools.cached_property
     def in_loop(self) -> set[str]:
         return controlflow.loop_nodes(self.ir)
+
+    @functools.cached_property
+    def ranges(self) -> ranges.Ranges:
+        return ranges.Ranges(self.ir)

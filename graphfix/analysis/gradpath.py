@@ -2,9 +2,13 @@
 which ops lie on the path from the variables to a loss."""
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 
 import networkx as nx
+
+
+_SPLICED = re.compile(r"/graphfix/GF\d+/grad(?:_\d+)?/")
 
 
 class GradScopes:
@@ -34,7 +38,9 @@ class GradScopes:
         return self.scopes.get((prefix, fwd), [])
 
     def is_gradient_node(self, name: str) -> bool:
-        return name in self.members
+        """In a gradient subgraph: under a gradient prefix, or a gradient that
+        graphfix spliced in (``<op>/graphfix/<CODE>/grad…/``)."""
+        return name in self.members or (self.prefixes and _SPLICED.search(name) is not None)
 
 
 def ancestors_of(ir, tensors) -> set[str]:

@@ -170,7 +170,7 @@ def cosine_classifier_model(normalize_fn, optimizer, use_resource, seed):
     return total, train, normal, trigger
 
 
-@register("embedding_cosine_divide_by_norm_adam", ("GF004",))
+@register("embedding_cosine_divide_by_norm_adam", ("GF004",), may_also_match=("GF002",))
 def embedding_cosine_divide_by_norm_adam():
     def normalize(v):
         return v / tf.norm(v, axis=1, keepdims=True)

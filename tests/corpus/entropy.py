@@ -115,7 +115,7 @@ def softmax_where_entropy(logits):
     return -tf.reduce_sum(plogp, axis=1)
 
 
-@register("entropy_policy_softmax_where_log_adam", ("GF003", "GF005"), may_also_match=("GF006",))
+@register("entropy_policy_softmax_where_log_adam", ("GF003",), may_also_match=("GF005", "GF006"))
 def entropy_policy_softmax_where_log_adam():
     loss, train, normal, trigger = policy_model(softmax_where_entropy, tf.compat.v1.train.AdamOptimizer(1e-3))
     desc = """Policy-gradient agent (MLP policy, sparse softmax CE x advantage,

@@ -1,0 +1,108 @@
+"""Element-wise cones: the private, element-wise expression that computes one
+input of a ``tf.where`` or of a masking multiply, and the singular ops in it.
+
+A mask only lines up with the elements of a tensor through element-wise ops,
+and sanitising an op's input is only invisible to the rest of the graph when
+nothing outside the expression reads that op: so the cone holds the ops whose
+every consumer is in the cone, walking up from the root through element-wise
+ops only.
+"""
+from __future__ import annotations
+
+from graphfix.analysis.consts import const_value
+from graphfix.analysis.guards import strip
+
+ELEMENTWISE = frozenset({
+    "Add", "AddV2", "Sub", "Mul", "RealDiv", "Div", "Neg", "Abs", "Square", "Log", "Log1p", "Exp", "Expm1",
+    "Sqrt", "Rsqrt", "Reciprocal", "Inv", "Pow", "Maximum", "Minimum", "Sigmoid", "Tanh", "Softplus",
+    "Softsign", "Cast", "Identity", "Acos", "Asin", "Atanh", "Atan", "SquaredDifference", "Xlogy", "Xdivy",
+    "Xlog1py", "MulNoNan", "DivNoNan", "Relu", "Relu6", "Elu", "Selu", "Sin", "Cos", "Sign", "Floor", "Ceil",
+    "Round", "Lgamma", "Digamma", "Erf", "Erfc", "Snapshot", "BiasAdd", "LeakyRelu", "ClipByValue", "Select",
+    "SelectV2",
+})
+
+# op -> (singular input positions, a safe value inside the domain, what makes the input safe)
+SINGULAR = {
+    "Log": ((0,), 1.0, "positive"),
+    "Log1p": ((0,), 0.0, "nonneg"),
+    "Sqrt": ((0,), 1.0, "positive"),
+    "Rsqrt": ((0,), 1.0, "positive"),
+    "Reciprocal": ((0,), 1.0, "positive"),
+    "Inv": ((0,), 1.0, "positive"),
+    "RealDiv": ((1,), 1.0, "positive"),
+    "Div": ((1,), 1.0, "positive"),
+    "Pow": ((0,), 1.0, "positive"),
+    "Acos": ((0,), 0.0, "never"),
+    "Asin": ((0,), 0.0, "never"),
+    "Atanh": ((0,), 0.0, "never"),
+    "Exp": ((0,), 0.0, "bounded"),
+}
+
+
+def private_cone(ir, root: str, sink: str, ignore=lambda n: False) -> list[str]:
+    """Element-wise nodes feeding ``root`` (root included) read only inside the
+    cone or by ``sink``.  Consumers for which ``ignore`` is true (the gradient
+    subgraph, which graphfix patches along with the forward ops) don't count."""
+    if ir.op(root) not in ELEMENTWISE or any(dst != sink and not ignore(dst) for dst, _ in ir.consumers(root)) \
+            or ir.control_consumers(root):
+        return []
+    cone = [root]
+    members = {root}
+    i = 0
+    while i < len(cone):
+        n = cone[i]
+        i += 1
+        for src, _ in ir.inputs(n):
+            if src in members or ir.op(src) not in ELEMENTWISE or ir.control_consumers(src):
+                continue
+            if all(dst in members or ignore(dst) for dst, _ in ir.consumers(src)):
+                members.add(src)
+                cone.append(src)
+    return cone
+
+
+def in_domain(ranges, kind: str, t) -> bool:
+    if kind == "positive":
+        return ranges.positive(t)
+    if kind == "nonneg":
+        return ranges.nonneg(t)
+    if kind == "bounded":
+        return ranges.bounded_above(t)
+    return False
+
+
+def singular_sites(ir, ranges, cone, sanitized) -> list[tuple[str, int, float]]:
+    """(op, input position, safe value) for every singular op input in ``cone``
+    that is neither provably in its domain nor already sanitised
+    (``sanitized(t)`` decides the latter)."""
+    sites = []
+    for n in cone:
+        spec = SINGULAR.get(ir.op(n))
+        if spec is None:
+            continue
+        positions, safe, kind = spec
+        if ir.op(n) == "Pow" and _integer_exponent(ir, n):
+            continue
+        for pos in positions:
+            t = ir.inputs(n)[pos]
+            if in_domain(ranges, kind, t) or sanitized(t):
+                continue
+            sites.append((n, pos, safe))
+    return sites
+
+
+def _integer_exponent(ir, n) -> bool:
+    v = const_value(ir, ir.input(n, 1)[0])
+    return v is not None and v.size >= 1 and bool((v == v.round()).all()) and bool((v >= 0).all())
+
+
+def sanitized_by(ir, t, pred_ok, polarity: bool) -> bool:
+    """``t`` is ``Select(c, x, safe)`` (polarity True) or ``Select(c, safe, x)``
+    (False) with a constant ``safe`` and ``pred_ok(c)`` true."""
+    t = strip(ir, t)
+    if ir.op(t[0]) not in ("Select", "SelectV2"):
+        return False
+    c, a, b = ir.inputs(t[0])[:3]
+    alt = b if polarity else a
+    return const_value(ir, strip(ir, alt)[0]) is not None and pred_ok(c) or \
+        (ir.op(strip(ir, alt)[0]) in ("OnesLike", "ZerosLike", "Fill") and pred_ok(c))

@@ -1,0 +1,68 @@
+"""GF008 exp-overflow (report-only; clamp as an unsafe fix)."""
+from __future__ import annotations
+
+from graphfix.analysis.dtypes import is_float
+from graphfix.gradients import replace_region
+from graphfix.guards import clone_with
+from graphfix.passes import Rule
+
+# A little under log(max finite) per dtype: exp() stays finite below it.
+LIMIT = {1: 88.0, 2: 709.0, 19: 11.0, 14: 88.0}
+
+
+class ExpOverflow(Rule):
+    """GF008 exp-overflow
+
+    What it does:
+        Reports ``Exp`` of a value with no upper bound on the loss path:
+        unnormalised logits in a hand-written softmax or ``log(sum(exp(x)))``,
+        an exponentiated network output (a rate, a variance).
+
+    Why is this bad:
+        float32 ``exp`` overflows to inf above ~88.7; the loss becomes inf or
+        NaN (inf / inf) and the gradient NaN.
+
+    Example:
+        probs = tf.exp(logits) / tf.reduce_sum(tf.exp(logits), axis=1, keepdims=True)
+
+    Fix:
+        None by default: the right repair changes the formula
+        (``tf.nn.softmax``, ``tf.reduce_logsumexp``, subtracting the max).
+        With ``--unsafe-fixes``: ``exp(minimum(x, 88))`` (float32; 709 for
+        float64, 11 for float16).
+
+    Fix safety:
+        Unsafe: values above the limit are clamped and their gradient is 0.
+        Below the limit nothing changes.
+    """
+
+    code = "GF008"
+    name = "exp-overflow"
+    safety = "unsafe"
+    summary = "exp of an unbounded value can overflow to inf (report; clamp with --unsafe-fixes)"
+    guards = ("clamp",)
+
+    def match(self, ctx):
+        ir, facts = ctx.ir, ctx.facts
+        res = []
+        for name in ir.names():
+            if ir.op(name) != "Exp" or not is_float(ir, name) or not facts.feeds_loss(name):
+                continue
+            if name in ctx.covered or facts.ranges.bounded_above(ir.input(name, 0)):
+                continue
+            res.append(self.finding(ctx, name, f"exp of {ir.input(name, 0)[0]}, which has no upper bound: "
+                                    "overflows to inf above ~88 (float32)", guard="clamp"))
+        return res
+
+    def fix(self, ctx, finding):
+        ir = ctx.ir
+        node = finding.node
+        x_t = ir.input(node, 0)
+
+        def build(b):
+            x = b.input(x_t)
+            limit = b.tf.constant(LIMIT.get(x.dtype.as_datatype_enum, 88.0), x.dtype, name="limit")
+            return clone_with(b, node, {0: b.tf.minimum(x, limit, name="clamped")})[0]
+
+        return replace_region(ir, ctx.facts, code=self.code, anchor=node, region=[node], output=(node, 0),
+                              build=build)

@@ -1,0 +1,113 @@
+"""GF006 masked-nan-term."""
+from __future__ import annotations
+
+from graphfix.analysis.cones import private_cone, sanitized_by, singular_sites
+from graphfix.analysis.consts import const_value
+from graphfix.analysis.dtypes import is_float
+from graphfix.analysis.guards import strip
+from graphfix.gradients import replace_region
+from graphfix.guards import clone_with, sanitize
+from graphfix.passes import Rule
+
+
+def _is_nonzero_test(ir, c, w) -> bool:
+    c = strip(ir, c)
+    if ir.op(c[0]) != "NotEqual":
+        return False
+    a, b = ir.inputs(c[0])[:2]
+    v = const_value(ir, strip(ir, b)[0])
+    return strip(ir, a) == strip(ir, w) and v is not None and v.size == 1 and float(v.reshape(-1)[0]) == 0
+
+
+def mask_sites(ir, facts, mul: str):
+    """[(weight position, term position, sites)] for ``weight * term`` products
+    whose term has unguarded singular ops and whose weight is a mask or data."""
+    res = []
+    ranges = facts.ranges
+    ins = ir.inputs(mul)
+    for wpos, tpos in ((0, 1), (1, 0)):
+        w, term = ins[wpos], ins[tpos]
+        if ranges.positive(w) or not (ranges.mask_like(w) or ranges.data_only(w)):
+            continue
+        cone = private_cone(ir, term[0], mul, facts.grad_scopes.is_gradient_node)
+        if not cone:
+            continue
+        sites = singular_sites(ir, ranges, cone,
+                               lambda t, w=w: sanitized_by(ir, t, lambda c: _is_nonzero_test(ir, c, w), True))
+        if sites:
+            res.append((wpos, tpos, sites))
+    return res
+
+
+class MaskedTerm(Rule):
+    """GF006 masked-nan-term
+
+    What it does:
+        Finds a product ``weight * term`` where the weight is a mask or a
+        label from the data (0 for padding, for the wrong class, for a
+        masked-out element) and the term computes ``Log``, a division,
+        ``Sqrt``, ``Pow``… of values that are invalid exactly where the weight
+        is 0 — the masked loss ``mask * -log(p)``.
+
+    Why is this bad:
+        Masking by multiplication does not remove a non-finite term:
+        0 * inf = NaN in the loss, and the gradient of the masked-out element
+        is 0 * inf = NaN as well (``multiply_no_nan`` fixes only the forward).
+
+    Example:
+        nll = tf.reduce_sum(mask * -tf.math.log(p))   # p == 0 where mask == 0
+
+    Fix:
+        The double where keyed on the weight: every singular input of the
+        term becomes ``tf.where(weight != 0, x, safe)`` with an in-domain
+        constant (1 for log/sqrt/div, 0 for exp), so the masked-out elements
+        compute a finite term that the zero weight then removes.
+
+    Fix safety:
+        Safe.  Where the weight is non-zero nothing changes (bit-for-bit);
+        where it is 0 the product was 0 (or NaN) and is now exactly 0, with a
+        0 gradient.
+    """
+
+    code = "GF006"
+    name = "masked-nan-term"
+    safety = "safe"
+    summary = "mask * term where the term is undefined exactly where the mask is 0 (0 * inf = NaN)"
+    guards = ("where",)
+
+    def match(self, ctx):
+        ir, facts = ctx.ir, ctx.facts
+        res = []
+        for name in ir.names():
+            if ir.op(name) != "Mul" or not is_float(ir, name) or not facts.feeds_loss(name):
+                continue
+            found = mask_sites(ir, facts, name)
+            if not found:
+                continue
+            wpos, _, sites = found[0]
+            ctx.covered.update(n for _, _, ss in found for n, _, _ in ss)
+            ops = sorted({f"{ir.op(n)} ({n})" for n, _, _ in sites})
+            res.append(self.finding(ctx, name, f"weights {ir.inputs(name)[wpos][0]} by a term computing "
+                                    + ", ".join(ops) + " that can be undefined where the weight is 0: "
+                                    "0 * inf = NaN", guard="double-where"))
+        return res
+
+    def fix(self, ctx, finding):
+        ir = ctx.ir
+        mul = finding.node
+        added = []
+        for wpos, _, sites in mask_sites(ir, ctx.facts, mul):
+            w_t = ir.inputs(mul)[wpos]
+            for node, inpos, safe in sites:
+                x_t = ir.inputs(node)[inpos]
+
+                def build(b, node=node, inpos=inpos, safe=safe, x_t=x_t):
+                    tf = b.tf
+                    w = b.input(w_t)
+                    keep = tf.not_equal(w, tf.zeros([], w.dtype), name="weight_nonzero")
+                    return clone_with(b, node, {inpos: sanitize(b, keep, b.input(x_t), safe, True, False)})[0]
+
+                added += replace_region(ir, ctx.facts, code=self.code, anchor=node, region=[node],
+                                        output=(node, 0), build=build)
+            break
+        return added

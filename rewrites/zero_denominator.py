@@ -1,0 +1,130 @@
+"""GF002 zero-denominator."""
+from __future__ import annotations
+
+from graphfix.analysis.dtypes import is_float
+from graphfix.analysis.guards import size_source, strip
+from graphfix.gradients import replace_region
+from graphfix.passes import Rule
+
+DIVISIONS = ("RealDiv", "Div", "TrueDiv")
+NORMS = ("Sqrt", "EuclideanNorm")
+
+
+def denominator_kind(ir, facts, num, den) -> str | None:
+    """Why ``den`` can be exactly 0: a count, a mask sum, a norm; None if it cannot."""
+    r = facts.ranges
+    if r.positive(den):
+        return None
+    d = strip(ir, den)
+    while ir.op(d[0]) in ("Cast", "Identity"):
+        d = strip(ir, ir.input(d[0], 0))
+    op = ir.op(d[0])
+    src = size_source(ir, d)
+    if src is not None:
+        return "an element count" if src in facts.empty else None
+    if op in ("Sum", "Mean"):
+        m = ir.input(d[0], 0)
+        if r.mask_like(m):
+            return "a mask sum"
+        if (r.nonneg(m) or r.data_only(m)) and _factor_of(ir, num, m):
+            return "the sum of the weights that also scale the numerator"
+    if op in NORMS and r.nonneg(ir.input(d[0], 0) if op == "Sqrt" else d):
+        return "a norm"
+    return None
+
+
+def _factor_of(ir, num, m) -> bool:
+    """``m`` multiplies into the numerator (``sum(x * m) / sum(m)``)."""
+    if num is None:
+        return False
+    m = strip(ir, m)
+    stack, seen = [strip(ir, num)], set()
+    while stack:
+        t = stack.pop()
+        if t in seen or len(seen) > 32:
+            continue
+        seen.add(t)
+        if t == m:
+            return True
+        op = ir.op(t[0])
+        if op in ("Sum", "Mean", "Mul", "Identity", "Reshape", "Neg", "Cast"):
+            ins = ir.inputs(t[0])
+            stack.extend(strip(ir, x) for x in (ins if op == "Mul" else ins[:1]))
+    return False
+
+
+class ZeroDenominator(Rule):
+    """GF002 zero-denominator
+
+    What it does:
+        Finds a division whose denominator is a count that can be 0: the sum
+        of a mask (``tf.sequence_mask``, ``tf.cast(labels > 0)``,
+        ``tf.math.count_nonzero``), the sum of the weights that also scale
+        the numerator, the size of a possibly empty tensor, or a vector norm
+        (``x / tf.norm(x)``).  Also ``x * tf.math.reciprocal(count)``.
+
+    Why is this bad:
+        On an all-padding batch (or an empty mask, or a zero vector) the
+        division is 0/0 = NaN in the loss, and ``RealDiv``'s gradient
+        ``-x / y**2`` is NaN too, so one such batch writes NaN into the
+        variables.
+
+    Example:
+        mask = tf.cast(tf.sequence_mask(lengths, T), tf.float32)
+        loss = tf.reduce_sum(xent * mask) / tf.reduce_sum(mask)
+
+    Fix:
+        ``tf.math.divide_no_nan(num, den)`` (``DivNoNan``;
+        ``reciprocal_no_nan`` for ``Reciprocal``): 0 when the denominator is
+        0, and its registered gradient uses ``div_no_nan`` for both partials,
+        so gradients are 0 rather than NaN there.
+
+    Fix safety:
+        Safe.  Where the denominator is not 0, ``DivNoNan`` computes the same
+        IEEE division, so the loss is bit-for-bit unchanged and gradients agree
+        to the last bit (``Reciprocal``: within float rounding).
+    """
+
+    code = "GF002"
+    name = "zero-denominator"
+    safety = "safe"
+    summary = "division by a count, mask sum or norm that can be 0 (0/0 = NaN)"
+    guards = ("where",)
+
+    def match(self, ctx):
+        ir, facts = ctx.ir, ctx.facts
+        res = []
+        for name in ir.names():
+            op = ir.op(name)
+            if op in DIVISIONS:
+                num, den = ir.inputs(name)[:2]
+            elif op in ("Reciprocal", "Inv"):
+                num, den = None, ir.input(name, 0)
+            else:
+                continue
+            if not is_float(ir, name) or not facts.feeds_loss(name):
+                continue
+            if name in ctx.covered:
+                continue  # inside a where/mask that GF003/GF006 double-wheres
+            why = denominator_kind(ir, facts, num, den)
+            if why is None:
+                continue
+            res.append(self.finding(ctx, name, f"divides by {den[0]}, {why} that can be 0: 0/0 = NaN",
+                                    guard="div_no_nan"))
+        return res
+
+    def fix(self, ctx, finding):
+        ir = ctx.ir
+        node = finding.node
+        op = ir.op(node)
+
+        def build(b):
+            tf = b.tf
+            if op in ("Reciprocal", "Inv"):
+                x = b.input(ir.input(node, 0))
+                return tf.math.divide_no_nan(tf.ones_like(x), x, name="div_no_nan")
+            num, den = (b.input(t) for t in ir.inputs(node)[:2])
+            return tf.math.divide_no_nan(num, den, name="div_no_nan")
+
+        return replace_region(ir, ctx.facts, code=self.code, anchor=node, region=[node], output=(node, 0),
+                              build=build)
