@@ -69,7 +69,7 @@ def replace_region(ir, facts, *, code: str, anchor: str, region: list[str], outp
     Returns the names of the nodes added.
     """
     outputs = [output] if isinstance(output, tuple) else list(output)
-    scope = f"{anchor}/graphfix/{code}"
+    scope = _free_scope(ir, f"{anchor}/graphfix/{code}")
     scopes = facts.grad_scopes
     region = _topo(ir, region)
     stale: dict[str, list[str]] = {}
@@ -168,6 +168,16 @@ def replace_region(ir, facts, *, code: str, anchor: str, region: list[str], outp
             ir.rename(new_t[0], old_t[0])
             added = [old_t[0] if a == new_t[0] else a for a in added]
     return added
+
+
+def _free_scope(ir, scope: str) -> str:
+    """``scope``, or ``scope_1``, ``scope_2``… if nodes already live under it."""
+    taken = {n for n in ir.g.nodes if n.startswith(scope)}
+    name, k = scope, 0
+    while name in taken or any(n.startswith(name + "/") for n in taken):
+        k += 1
+        name = f"{scope}_{k}"
+    return name
 
 
 def _fix_colocation(ir, moved: dict[str, str]) -> None:

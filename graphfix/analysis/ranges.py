@@ -175,7 +175,8 @@ class Ranges:
         ins = self._ins(t)
         if op == "Const":
             v = self._const(t)
-            return v is not None and v.dtype.kind in "fiu" and bool((v < 80).all())
+            limit = {8: 709.5, 2: 11.5}.get(v.dtype.itemsize, 88.5) if v is not None else 0
+            return v is not None and v.dtype.kind in "fiu" and bool((v <= limit).all())
         if op in ("Sigmoid", "Tanh", "Softmax", "LogSoftmax", "LogSigmoid", "Cos", "Sin", "ZerosLike",
                   "OnesLike", "Log", "Log1p", "Cast"):
             return op != "Cast" or out_dtype(ir, *ins[0]) == DT_BOOL or self.bounded_above(ins[0], d + 1)
