@@ -17,7 +17,7 @@ from graphfix.ir import split_tensor, tensor_name
 _SEED = re.compile(r"^(?P<gp>(?:.*/)?gradients(?:_\d+)?)/(?:grad_ys_\d+|Fill)$")
 _NOT_LOSS_OPS = frozenset({"Const", "Placeholder", "PlaceholderWithDefault", "VariableV2", "Variable",
                            "VarHandleOp", "NoOp", "Assign", "AssignAdd", "AssignSub", "SaveV2", "RestoreV2",
-                           "Identity", "ScalarSummary", "HistogramSummary", "MergeSummary"})
+                           "ScalarSummary", "HistogramSummary", "MergeSummary"})
 
 
 def gradient_seeds(ir) -> list[tuple[str, str]]:

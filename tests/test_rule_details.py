@@ -1,0 +1,130 @@
+"""Rule behaviour beyond the corpus: dtypes, devices, GF007, unsafe fixes,
+report contents — each executed in TensorFlow."""
+import numpy as np
+import pytest
+
+import graphfix
+from graphfix.model import Model
+from graphfix.verify import execute
+
+
+def _model(gd):
+    return Model(kind="graph_def", text=False, graph_def=gd, path="test", raw=gd.SerializeToString())
+
+
+def _run(tf, gd, fetch, feeds, grads_of=None):
+    g = tf.Graph()
+    with g.as_default():
+        tf.compat.v1.import_graph_def(gd, name="")
+        out = g.get_tensor_by_name(fetch)
+        fetches = [out]
+        if grads_of:
+            fetches += tf.compat.v1.gradients(out, [g.get_tensor_by_name(t) for t in grads_of])
+        with tf.compat.v1.Session(graph=g) as s:
+            return s.run(fetches, {g.get_tensor_by_name(k): v for k, v in feeds.items()})
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_guards_keep_dtype(tf, dtype):
+    dt = tf.as_dtype(dtype)
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(dt, [4], name="x")
+        m = tf.compat.v1.placeholder(tf.bool, [4], name="m")
+        p = tf.compat.v1.placeholder(dt, [4], name="p")
+        ent = tf.reduce_sum(tf.where(p > 0, p * tf.math.log(p), tf.zeros_like(p)))
+        tf.identity(tf.reduce_mean(tf.boolean_mask(x, m)) + ent, name="loss")
+    fixed, report = graphfix.rewrite(_model(g.as_graph_def()))
+    assert {f.code for f in report.findings} == {"GF001", "GF003"} and report.remaining == 0
+    normal = {"x:0": np.array([1, 2, 3, 4], dtype), "m:0": np.array([1, 0, 1, 0], bool),
+              "p:0": np.array([0.1, 0.2, 0.3, 0.4], dtype)}
+    trigger = {"x:0": np.array([1, 2, 3, 4], dtype), "m:0": np.zeros(4, bool),
+               "p:0": np.array([0.0, 0.5, 0.0, 0.5], dtype)}
+    a = _run(tf, g.as_graph_def(), "loss:0", normal, ["x:0", "p:0"])
+    b = _run(tf, fixed.graph_def, "loss:0", normal, ["x:0", "p:0"])
+    for u, v in zip(a, b):
+        assert np.asarray(v).dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(u, v)
+    b = _run(tf, fixed.graph_def, "loss:0", trigger, ["x:0", "p:0"])
+    assert all(np.all(np.isfinite(v)) for v in b)
+
+
+def test_new_nodes_take_device_and_clear_devices_drops_all(tf):
+    g = tf.Graph()
+    with g.as_default():
+        with tf.device("/device:GPU:0"):
+            x = tf.compat.v1.placeholder(tf.float32, [4], name="x")
+            m = tf.compat.v1.placeholder(tf.bool, [4], name="m")
+            tf.identity(tf.reduce_mean(tf.boolean_mask(x, m)), name="loss")
+    gd = g.as_graph_def()
+    fixed, report = graphfix.rewrite(_model(gd))
+    new = [n for n in fixed.graph_def.node if "/graphfix/" in n.name]
+    assert new and all(n.device == "/device:GPU:0" for n in new)
+    old = {n.name: n.device for n in gd.node}
+    assert all(n.device == old[n.name] for n in fixed.graph_def.node if n.name in old)
+
+    cleared, _ = graphfix.rewrite(_model(gd), clear_devices=True)
+    assert all(n.device == "" for n in cleared.graph_def.node)
+    out = _run(tf, cleared.graph_def, "loss:0", {"x:0": np.ones(4, np.float32), "m:0": np.zeros(4, bool)})
+    assert out[0] == 0.0
+
+
+def test_stop_gradient_removes_only_the_named_term(tf):
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [4], name="x")
+        w = tf.compat.v1.get_variable("w", [], initializer=tf.constant_initializer(2.0), use_resource=False)
+        metric = tf.reduce_mean(tf.abs(w * x), name="metric")
+        fit = tf.reduce_mean(tf.square(w * x - 1.0), name="fit")
+        loss = tf.add(fit, 0.1 * metric, name="loss")
+        tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(loss, name="train")
+        tf.compat.v1.global_variables_initializer()
+    gd = g.as_graph_def()
+    with pytest.raises(graphfix.GraphfixError, match="no such node"):
+        graphfix.rewrite(_model(gd), options={"stop_gradient": ["nope"]})
+    fixed, report = graphfix.rewrite(_model(gd), options={"stop_gradient": ["metric"]})
+    assert [f.code for f in report.findings] == ["GF007"] and report.fixed == 1
+    feeds = {"x:0": np.array([1.0, -2.0, 3.0, 0.5], np.float32)}
+    a = execute(gd, feeds, ["loss:0", "fit:0"], "train", steps=1)
+    b = execute(fixed.graph_def, feeds, ["loss:0", "fit:0"], "train", steps=1)
+    assert a.loss["loss:0"] == b.loss["loss:0"]  # the value still counts the metric
+    # The optimizer now follows d fit / dw only.
+    np.testing.assert_allclose(list(b.applied.values())[0], a.grads["fit:0 / w"], rtol=1e-6)
+    assert not np.allclose(list(a.applied.values())[0], a.grads["fit:0 / w"])
+
+
+def test_unsafe_fixes_only_with_the_flag(tf):
+    g = tf.Graph()
+    with g.as_default():
+        z = tf.compat.v1.placeholder(tf.float32, [2, 3], name="z")
+        e = tf.exp(z)
+        tf.identity(tf.reduce_sum(e / tf.reduce_sum(e, axis=1, keepdims=True)), name="loss")
+    gd = g.as_graph_def()
+    model = _model(gd)
+    same, report = graphfix.rewrite(model, select=["GF008"])
+    assert same is model and report.remaining == 1 and report.findings[0].safety == "unsafe"
+    fixed, report = graphfix.rewrite(model, select=["GF008"], unsafe_fixes=True)
+    assert report.remaining == 0
+    normal = {"z:0": np.array([[1, 2, 3], [0, -1, 5]], np.float32)}
+    np.testing.assert_array_equal(_run(tf, gd, "loss:0", normal, ["z:0"])[1],
+                                  _run(tf, fixed.graph_def, "loss:0", normal, ["z:0"])[1])
+    huge = {"z:0": np.array([[100, 2, 3], [0, -1, 500]], np.float32)}
+    assert not np.isfinite(_run(tf, gd, "loss:0", huge)[0])
+    assert all(np.all(np.isfinite(v)) for v in _run(tf, fixed.graph_def, "loss:0", huge, ["z:0"]))
+
+
+def test_check_reports_every_field():
+    import tensorflow as tf
+
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [4], name="x")
+        lengths = tf.compat.v1.placeholder(tf.int32, [2], name="lengths")
+        mask = tf.cast(tf.sequence_mask(lengths, 2), tf.float32)
+        tf.identity(tf.reduce_sum(tf.reshape(x, [2, 2]) * mask) / tf.reduce_sum(mask), name="loss")
+    report = graphfix.check(_model(g.as_graph_def()))
+    [f] = report.findings
+    data = f.to_json()
+    assert (data["code"], data["rule"], data["node"], data["op"], data["guard"], data["safety"], data["fixed"]) == \
+        ("GF002", "zero-denominator", "truediv", "RealDiv", "div_no_nan", "safe", False)
+    assert report.losses == ["loss:0"]
