@@ -55,7 +55,7 @@ class EmptyReduction(Rule):
     def match(self, ctx):
         ir, facts = ctx.ir, ctx.facts
         res = []
-        for name in ir.names():
+        for name in facts.nodes_of("RealDiv", "Div", "Mean"):
             if ir.op(name) in ("RealDiv", "Div") and is_float(ir, name) and facts.feeds_loss(name):
                 x = self._sum_over_size(ir, name)
                 if x is not None and x in facts.empty:

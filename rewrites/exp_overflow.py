@@ -45,8 +45,8 @@ class ExpOverflow(Rule):
     def match(self, ctx):
         ir, facts = ctx.ir, ctx.facts
         res = []
-        for name in ir.names():
-            if ir.op(name) != "Exp" or not is_float(ir, name) or not facts.feeds_loss(name):
+        for name in facts.nodes_of("Exp"):
+            if not is_float(ir, name) or not facts.feeds_loss(name):
                 continue
             if name in ctx.covered or facts.ranges.bounded_above(ir.input(name, 0)):
                 continue

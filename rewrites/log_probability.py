@@ -54,7 +54,7 @@ def guarded_elsewhere(ir, facts) -> set[str]:
     from rewrites.where_gradient import where_sites
 
     res: set[str] = set()
-    for n in ir.names():
+    for n in facts.nodes_of("Select", "SelectV2", "Mul"):
         op = ir.op(n)
         if op in ("Select", "SelectV2"):
             res.update(s for _, sites in where_sites(ir, facts, n) for s, _, _ in sites)
@@ -122,8 +122,8 @@ class LogProbability(Rule):
         ir, facts = ctx.ir, ctx.facts
         res = []
         covered = None
-        for name in ir.names():
-            if ir.op(name) != "Log" or not is_float(ir, name) or not facts.feeds_loss(name):
+        for name in facts.nodes_of("Log"):
+            if not is_float(ir, name) or not facts.feeds_loss(name):
                 continue
             p = ir.input(name, 0)
             if facts.ranges.positive(p):

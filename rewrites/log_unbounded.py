@@ -43,9 +43,9 @@ class LogUnbounded(Rule):
         ir, facts = ctx.ir, ctx.facts
         r = facts.ranges
         res = []
-        for name in ir.names():
+        for name in facts.nodes_of("Log", "Log1p"):
             op = ir.op(name)
-            if op not in ("Log", "Log1p") or not is_float(ir, name) or not facts.feeds_loss(name):
+            if not is_float(ir, name) or not facts.feeds_loss(name):
                 continue
             x = ir.input(name, 0)
             if name in ctx.covered or (r.positive(x) if op == "Log" else r.nonneg(x)):

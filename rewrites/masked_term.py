@@ -78,8 +78,8 @@ class MaskedTerm(Rule):
     def match(self, ctx):
         ir, facts = ctx.ir, ctx.facts
         res = []
-        for name in ir.names():
-            if ir.op(name) != "Mul" or not is_float(ir, name) or not facts.feeds_loss(name):
+        for name in facts.nodes_of("Mul"):
+            if not is_float(ir, name) or not facts.feeds_loss(name):
                 continue
             found = mask_sites(ir, facts, name)
             if not found:

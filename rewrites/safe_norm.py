@@ -55,9 +55,9 @@ class SafeNorm(Rule):
         ir, facts = ctx.ir, ctx.facts
         r = facts.ranges
         res = []
-        for name in ir.names():
+        for name in facts.nodes_of(*ROOTS):
             op = ir.op(name)
-            if op not in ROOTS or not is_float(ir, name) or not facts.feeds_loss(name):
+            if not is_float(ir, name) or not facts.feeds_loss(name):
                 continue
             if op == "Pow" and not _fractional_pow(ir, name):
                 continue

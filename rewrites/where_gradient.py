@@ -72,8 +72,8 @@ class WhereGradient(Rule):
     def match(self, ctx):
         ir, facts = ctx.ir, ctx.facts
         res = []
-        for name in ir.names():
-            if ir.op(name) not in ("Select", "SelectV2") or not is_float(ir, name) or not facts.feeds_loss(name):
+        for name in facts.nodes_of("Select", "SelectV2"):
+            if not is_float(ir, name) or not facts.feeds_loss(name):
                 continue
             found = where_sites(ir, facts, name)
             if not found:

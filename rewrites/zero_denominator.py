@@ -94,7 +94,7 @@ class ZeroDenominator(Rule):
     def match(self, ctx):
         ir, facts = ctx.ir, ctx.facts
         res = []
-        for name in ir.names():
+        for name in facts.nodes_of(*DIVISIONS, "Reciprocal", "Inv"):
             op = ir.op(name)
             if op in DIVISIONS:
                 num, den = ir.inputs(name)[:2]

@@ -58,5 +58,19 @@ class Facts:
         return controlflow.loop_nodes(self.ir)
 
     @functools.cached_property
+    def _by_op(self) -> dict[str, list[str]]:
+        index: dict[str, list[str]] = {}
+        for name in self.ir.names():
+            index.setdefault(self.ir.op(name), []).append(name)
+        return index
+
+    def nodes_of(self, *ops: str) -> list[str]:
+        """Nodes whose op is one of ``ops``, in graph order."""
+        if len(ops) == 1:
+            return list(self._by_op.get(ops[0], ()))
+        res = [n for op in ops for n in self._by_op.get(op, ())]
+        return sorted(res, key=self.ir.order.__getitem__)
+
+    @functools.cached_property
     def ranges(self) -> ranges.Ranges:
         return ranges.Ranges(self.ir)
