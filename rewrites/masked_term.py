@@ -81,7 +81,9 @@ class MaskedTerm(Rule):
         for name in facts.nodes_of("Mul"):
             if not is_float(ir, name) or not facts.feeds_loss(name):
                 continue
-            found = mask_sites(ir, facts, name)
+            found = [(w, t, [s for s in sites if s[0] not in ctx.covered])
+                     for w, t, sites in mask_sites(ir, facts, name)]
+            found = [f for f in found if f[2]]  # a site GF003's double where covers is not counted twice
             if not found:
                 continue
             wpos, _, sites = found[0]
