@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -29,7 +30,7 @@ def _codes(value: str) -> list[str]:
     return [c for c in value.replace(" ", ",").split(",") if c]
 
 
-def _common(p, formats=("text", "json")):
+def _common(p, formats=("text", "json", "sarif", "github")):
     p.add_argument("--format", choices=formats, default="text", help="report format (default: text)")
     p.add_argument("--report", metavar="FILE", help="also write the report to FILE (in --format)")
     p.add_argument("--select", type=_codes, action="extend", metavar="CODES",
@@ -40,6 +41,12 @@ def _common(p, formats=("text", "json")):
     p.add_argument("--stop-gradient", action="append", metavar="NODE", dest="stop_gradient",
                    help="GF007: a term that stays in the loss value but must not be trained on (repeatable)")
     p.add_argument("--debug", action="store_true", help="show a traceback on errors")
+    _op_library(p)
+
+
+def _op_library(p):
+    p.add_argument("--op-library", action="append", metavar="LIB.so", dest="op_library",
+                   help="load a custom-op library (tf.load_op_library) the graph needs (repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,10 +56,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("rewrite", help="guard every hazard and write the fixed graph")
-    p.add_argument("input", help="GraphDef .pb/.pbtxt, MetaGraphDef .meta, or SavedModel directory")
-    p.add_argument("output", help="where to write the fixed graph (same kind as the input unless the "
-                                  "extension says otherwise)")
+    p = sub.add_parser("rewrite", help="guard every hazard and write the fixed graph",
+                       usage="graphfix rewrite [options] IN OUT\n"
+                             "       graphfix rewrite [options] --diff IN [OUT]\n"
+                             "       graphfix rewrite [options] --out-dir DIR IN_DIR_OR_GLOB [...]")
+    p.add_argument("input", nargs="+", metavar="IN [OUT]",
+                   help="IN: GraphDef .pb/.pbtxt, MetaGraphDef .meta, or SavedModel directory; OUT: where to "
+                        "write the fixed graph (same kind as the input unless the extension says otherwise). "
+                        "With --out-dir: any number of models, directories and globs")
+    p.add_argument("--diff", action="store_true",
+                   help="print a diff of the graph change and write no output graph (OUT may be omitted); "
+                        "exit 1 if the graph would change")
+    p.add_argument("--dot", metavar="FILE", help="draw each repaired term before/after as Graphviz DOT "
+                                                 "(SVG if FILE ends in .svg and Graphviz is installed)")
+    p.add_argument("--out-dir", metavar="DIR", dest="out_dir",
+                   help="batch mode: rewrite every model IN names (files, directories, globs) into DIR, "
+                        "mirroring relative paths")
     _common(p)
     p.add_argument("--guard", choices=("auto", "cond", "where"), default="auto",
                    help="guard style for rules that offer several (default: auto)")
@@ -60,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clear-devices", action="store_true", help="drop every device placement")
 
     p = sub.add_parser("check", help="report hazards, change nothing (exit 1 if any)")
-    p.add_argument("input")
+    p.add_argument("input", nargs="+", metavar="IN",
+                   help="model file or SavedModel directory; several, other directories (walked) and globs "
+                        "check every model they name (batch mode)")
     _common(p)
 
     p = sub.add_parser("verify", help="run ORIGINAL and FIXED in TensorFlow and compare (exit 1 on a mismatch)")
@@ -72,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loss", action="append", metavar="TENSOR", help="the loss tensor (repeatable)")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--debug", action="store_true", help="show a traceback on errors")
+    _op_library(p)
 
     sub.add_parser("rules", help="list the rules")
     p = sub.add_parser("explain", help="print a rule's documentation")
@@ -79,10 +101,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that cleanup (temp files) runs."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     debug = "--debug" in argv
+    try:  # SIGTERM (a CI job cancelled) unwinds like Ctrl-C: no temp file is left behind
+        old_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError):  # not the main thread
+        old_sigterm = None
     try:
         args = parser.parse_args(argv)
         if args.version:
@@ -91,7 +125,8 @@ def main(argv=None) -> int:
             print(f"graphfix {__version__}")
             return EXIT_CLEAN
         if args.command is None:
-            parser.print_help()
+            print("graphfix: error: no command given (rewrite, check, verify, rules or explain; see graphfix "
+                  "--help)", file=sys.stderr)
             return EXIT_ERROR
         return _dispatch(args)
     except _UsageError as e:
@@ -100,6 +135,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("graphfix: error: interrupted", file=sys.stderr)
         return 130
+    except _Terminated:
+        print("graphfix: error: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except Exception as e:  # noqa: BLE001 — the contract is one line, never a traceback
         from graphfix.errors import GraphfixError
 
@@ -115,13 +153,25 @@ def main(argv=None) -> int:
             msg = f"internal error: {type(e).__name__}: {e} (rerun with --debug for a traceback)"
         print(f"graphfix: error: {' '.join(msg.split())}", file=sys.stderr)
         return EXIT_ERROR
+    finally:
+        if old_sigterm is not None:
+            signal.signal(signal.SIGTERM, old_sigterm)
 
 
 def _dispatch(args) -> int:
+    for lib in getattr(args, "op_library", None) or ():
+        from graphfix.scratch import load_op_library
+
+        load_op_library(lib)
     if args.command == "rules":
         return _cmd_rules()
     if args.command == "explain":
         return _cmd_explain(args.code)
+    if args.command in ("check", "rewrite"):
+        from graphfix import batch
+
+        if batch.route(args):  # many models (also normalises args.input/args.output for one)
+            return batch.run(args, options=_options(args))
     if args.command == "check":
         return _cmd_check(args)
     if args.command == "rewrite":
@@ -135,7 +185,7 @@ def _cmd_rules() -> int:
     import rewrites
 
     print(f"{'code':6}  {'name':24}  {'fix':6}  summary")
-    for r in rewrites.RULES:
+    for r in sorted(rewrites.RULES, key=lambda r: r.code):
         print(f"{r.code:6}  {r.name:24}  {r.safety:6}  {r.summary}")
     return EXIT_CLEAN
 
@@ -148,12 +198,12 @@ def _cmd_explain(code: str) -> int:
     return EXIT_CLEAN
 
 
-def _emit(report, fmt: str, mode: str, report_file: str | None) -> None:
+def _emit(report, fmt: str, mode: str, report_file: str | None, stream=None) -> None:
     from graphfix import io
-    from graphfix.report import render_json, render_text
+    from graphfix.report import render
 
-    text = render_json(report) if fmt == "json" else render_text(report, mode)
-    sys.stdout.write(text)
+    text = render(report, fmt, mode)
+    (stream or sys.stdout).write(text)
     if report_file:
         io.atomic_write(report_file, text.encode("utf-8"))
 
@@ -176,13 +226,28 @@ def _cmd_rewrite(args) -> int:
     import graphfix
     from graphfix import io
 
-    io.check_writable(args.output) if not os.path.isdir(args.input) else None
+    io.check_writable(args.output) if not os.path.isdir(args.input) and not args.diff else None
     if args.report:
         io.check_writable(args.report)
+    if args.dot:
+        from graphfix import dot
+
+        dot.check_target(args.dot)
     model = graphfix.load(args.input)
     fixed, report = graphfix.rewrite(model, select=args.select, ignore=args.ignore, unsafe_fixes=args.unsafe_fixes,
                                      guard=args.guard, losses=args.loss, clear_devices=args.clear_devices,
                                      options=_options(args))
+    if args.dot:
+        dot.write(model, fixed, report.findings, args.dot, title=args.input)
+    if args.diff:  # like ruff: print the change, write no graph; exit 1 if it would change
+        from graphfix.diff import graph_diff
+
+        text = graph_diff(model, fixed, args.input, args.output or args.input)
+        sys.stdout.write(text)
+        _emit(report, args.format, "rewrite", args.report, stream=sys.stderr)
+        if args.format == "text":
+            print("--diff: no graph written.", file=sys.stderr)
+        return EXIT_FINDINGS if text or report.remaining else EXIT_CLEAN
     graphfix.save(fixed, args.output)
     report.output = args.output
     _emit(report, args.format, "rewrite", args.report)

@@ -12,5 +12,6 @@ __version__ = "0.1.0"
 
 from graphfix.api import check, load, rewrite, save  # noqa: E402
 from graphfix.errors import GraphfixError  # noqa: E402
+from graphfix import verify  # noqa: E402  (callable: graphfix.verify(original, fixed, feeds=None))
 
-__all__ = ["load", "check", "rewrite", "save", "GraphfixError", "__version__"]
+__all__ = ["load", "check", "rewrite", "save", "verify", "GraphfixError", "__version__"]

@@ -36,11 +36,16 @@ def _run(model: Model, apply: bool, select=None, ignore=None, unsafe_fixes=False
     t0 = time.perf_counter()
     rules = _rules(select, ignore)
     ir = GraphIR(model.graph_def, copy=apply)
+    ir.meta_graph = model.meta_graph  # while/cond contexts: gradients in loops are regenerated with them
     timing["ir"] = (time.perf_counter() - t0) * 1000
     ctx = Context(ir, losses=losses, guard=guard, unsafe_fixes=unsafe_fixes, options=options)
     found_losses = ctx.facts.losses
     t1 = time.perf_counter()
     findings, rule_times = run(ctx, rules, apply)
+    if model.graph_def.library.function:  # TF2 functional control flow: reported, not rewritten
+        from graphfix.functions import check_functions
+
+        findings = findings + check_functions(model.graph_def, rules)
     timing.update(rule_times)
     timing["rules"] = (time.perf_counter() - t1) * 1000
     report = Report(input=model.path, format=_format_name(model), nodes=model.node_count, losses=found_losses,
@@ -72,7 +77,14 @@ def rewrite(model: Model, select=None, ignore=None, unsafe_fixes: bool = False, 
         if clear_devices:
             for n in gd.node:
                 n.device = ""
+            for f in gd.library.function:  # function bodies (TF2 control flow) are placed too
+                for n in f.node_def:
+                    n.device = ""
         fixed = model.with_graph_def(gd)
+        if fixed.meta_graph is not None:  # keep the while/cond context collections in step with the graph
+            from graphfix.regenerate import sync_meta
+
+            sync_meta(fixed.meta_graph, ir, {n.name for n in model.graph_def.node})
     report.nodes_out = fixed.node_count
     report.timing_ms["rewrite"] = (time.perf_counter() - t0) * 1000
     return fixed, report

@@ -80,7 +80,12 @@ def replace_region(ir, facts, *, code: str, anchor: str, region: list[str], outp
     for gp in stale:
         stale[gp] += _aggregations(ir, scopes, gp, set(stale[gp]))
     if stale and anchor in facts.in_loop:
-        raise FixError("gradient patching inside a while-loop frame is not supported yet")
+        # A while loop's gradient is a second loop fed by stacks: regenerate it
+        # with tf.gradients instead (strategy 1; needs the MetaGraphDef's contexts).
+        from graphfix.regenerate import replace_region_in_loop
+
+        return replace_region_in_loop(ir, facts, code=code, anchor=anchor, region=region, output=output,
+                                      build=build)
     all_stale = {n for nodes in stale.values() for n in nodes}
     inputs = _region_inputs(ir, region)
 
@@ -160,13 +165,16 @@ def replace_region(ir, facts, *, code: str, anchor: str, region: list[str], outp
     moved.update({o[0]: n[0] for o, n in zip(outputs, out_tensors)})
     ir.remove_dead(set(region) | all_stale | {n.name for n in nodes if n.name.startswith(scope + "/grad")})
     added = [n.name for n in nodes if n.name in ir]
-    _fix_colocation(ir, moved)
     for old_t, new_t in zip(outputs, out_tensors):
         if old_t[0] not in ir and new_t[1] == old_t[1] == 0:
             # The guarded value keeps the original tensor name, so fetches,
             # collections, summaries and signatures that name it still work.
             ir.rename(new_t[0], old_t[0])
             added = [old_t[0] if a == new_t[0] else a for a in added]
+    # After the rename: a ``loc:@<output>`` kept by a surviving node names the
+    # renamed guard again (before it, it would be pointed at a name that the
+    # rename then removes).
+    _fix_colocation(ir, moved)
     return added
 
 

@@ -7,9 +7,12 @@ leaves no partial file and an existing output untouched.
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
+import socket
+import stat
 import tempfile
 
 from graphfix.errors import GraphfixError
@@ -32,24 +35,37 @@ def load(path: str) -> Model:
         raise GraphfixError(f"{path}: no such file or directory")
     if os.path.isdir(path):
         return _load_saved_model_dir(path)
-    size = os.path.getsize(path)
-    if size > PROTOBUF_LIMIT:
-        raise GraphfixError(
-            f"{path}: {size} bytes is over protobuf's 2 GB message limit; "
-            "export the graph without its weights as a .meta or SavedModel (variables stay in checkpoint files)"
-        )
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as e:
-        raise GraphfixError(f"{path}: cannot read: {e.strerror or e}") from None
-    if not raw.strip():
-        raise GraphfixError(f"{path}: empty file")
+    raw = _read(path)
     if os.path.basename(path) in ("saved_model.pb", "saved_model.pbtxt"):
         model = _parse_saved_model(raw, path, text=path.endswith(".pbtxt"))
         if model is not None:
             return model
     return _parse(raw, path)
+
+
+def _read(path: str) -> bytes:
+    """The bytes of regular file ``path``, refusing (without reading) what cannot be a graph."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise GraphfixError(f"{path}: cannot read: {e.strerror or e}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise GraphfixError(f"{path}: not a regular file (a device, pipe or socket); save the graph to a file first")
+    if st.st_size > PROTOBUF_LIMIT:
+        raise GraphfixError(
+            f"{path}: {st.st_size} bytes is over protobuf's 2 GB message limit, so no TensorFlow tool can read it "
+            "as one message; export the graph without its weights as a .meta (tf.compat.v1.train.export_meta_graph)"
+            " or a SavedModel, whose variables stay in checkpoint files")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(PROTOBUF_LIMIT + 1)
+    except OSError as e:
+        raise GraphfixError(f"{path}: cannot read: {e.strerror or e}") from None
+    if len(raw) > PROTOBUF_LIMIT:
+        raise GraphfixError(f"{path}: over protobuf's 2 GB message limit (it grew while being read)")
+    if not raw.strip():
+        raise GraphfixError(f"{path}: empty file")
+    return raw
 
 
 def _parse(raw: bytes, path: str) -> Model:
@@ -75,26 +91,92 @@ def _parse(raw: bytes, path: str) -> Model:
             return model
     if raw.lstrip()[:1] in (b"{", b"["):
         raise GraphfixError(f"{path}: looks like JSON, not a TensorFlow graph (GraphDef, MetaGraphDef or SavedModel)")
+    if _is_text(raw):  # say what is wrong with it as text
+        return _parse_text(raw, path, order, sniffed=False)
     raise GraphfixError(f"{path}: not a TensorFlow graph: cannot parse it as a GraphDef, MetaGraphDef or SavedModel"
                         " (truncated or not a protobuf file?)")
 
 
-def _parse_text(raw: bytes, path: str, order) -> Model:
+def _parse_text(raw: bytes, path: str, order, sniffed: bool = True) -> Model:
     from google.protobuf import text_format
 
-    first_error = None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise GraphfixError(f"{path}: not a valid text GraphDef/MetaGraphDef: not UTF-8 text") from None
+    best = None  # the parse error that got furthest into the file: (line, column), message
+    rejected = None
     for kind, cls in order:
         msg = cls()
         try:
-            text_format.Parse(raw.decode("utf-8"), msg)
-        except (text_format.ParseError, UnicodeDecodeError) as e:
-            if first_error is None:
-                first_error = str(e).splitlines()[0] if str(e) else type(e).__name__
+            text_format.Parse(text, msg)
+        except text_format.ParseError as e:
+            pos = (e.GetLine() or 0, e.GetColumn() or 0)
+            if best is None or pos > best[0]:
+                best = (pos, (str(e).splitlines() or [type(e).__name__])[0])
             continue
         model = _wrap(kind, msg, raw, path, text=True)
         if model is not None:
             return model
-    raise GraphfixError(f"{path}: not a valid text GraphDef/MetaGraphDef: {first_error}")
+        rejected = rejected or _reject_reason(kind, msg)
+    if rejected:
+        raise GraphfixError(f"{path}: {rejected}")
+    other = _other_text_message(text)
+    if other:
+        raise GraphfixError(f"{path}: is a text {other}, not a TensorFlow graph (GraphDef, MetaGraphDef or "
+                            "SavedModel)")
+    if not sniffed:
+        raise GraphfixError(f"{path}: not a TensorFlow graph: a text file, but not a text GraphDef, MetaGraphDef "
+                            f"or SavedModel ({best[1]})")
+    raise GraphfixError(f"{path}: not a valid text GraphDef/MetaGraphDef: {best[1]}")
+
+
+def _is_text(raw: bytes) -> bool:
+    """UTF-8 without NUL or other binary control bytes (in the first 64 kB)."""
+    head = raw[:65536]
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 4:  # not just a character cut at the end
+            return False
+    return not any(b < 9 or 13 < b < 32 for b in head)
+
+
+def _reject_reason(kind: str, msg) -> str | None:
+    """Why a message that parsed is still not a graph graphfix can work on."""
+    graph = {"graph_def": msg, "meta_graph": getattr(msg, "graph_def", None)}.get(kind)
+    if kind == "saved_model":
+        if not msg.meta_graphs:
+            return "the SavedModel has no MetaGraphs"
+        graph = msg.meta_graphs[_pick_meta_graph(msg)].graph_def
+    if graph is None:
+        return None
+    if not graph.node:
+        return "the graph has no nodes"
+    for i, node in enumerate(graph.node):
+        if not node.op or not _OP_NAME.match(node.op):
+            return f"node #{i} ({node.name!r}) has an invalid op name {node.op!r}"
+        if not _NODE_NAME.match(node.name):
+            return f"node #{i} has an invalid name {node.name!r}"
+    return None
+
+
+def _other_text_message(text: str) -> str | None:
+    """'NodeDef …' / 'OpList …' if ``text`` is that message instead of a graph."""
+    from google.protobuf import text_format
+
+    p = protos()
+    for cls, what in ((p.node_def_pb2.NodeDef, "NodeDef (a single node; a GraphDef holds nodes as `node { ... }`)"),
+                      (p.op_def_pb2.OpList, "OpList (op definitions, not a graph)"),
+                      (p.op_def_pb2.OpDef, "OpDef (an op definition, not a graph)")):
+        msg = cls()
+        try:
+            text_format.Parse(text, msg)
+        except text_format.ParseError:
+            continue
+        if msg.ListFields():
+            return what
+    return None
 
 
 def _looks_like_text(raw: bytes) -> bool:
@@ -165,10 +247,7 @@ def _load_saved_model_dir(path: str) -> Model:
     for name, text in (("saved_model.pb", False), ("saved_model.pbtxt", True)):
         file = os.path.join(path, name)
         if os.path.isfile(file):
-            with open(file, "rb") as f:
-                raw = f.read()
-            if not raw.strip():
-                raise GraphfixError(f"{file}: empty file")
+            raw = _read(file)
             model = _parse_saved_model(raw, file, text)
             if model is None:
                 raise GraphfixError(f"{file}: corrupt SavedModel: cannot parse saved_model.pb")
@@ -251,8 +330,12 @@ def check_writable(path: str) -> None:
     path = os.fspath(path)
     if os.path.isdir(path):
         raise GraphfixError(f"{path}: output path is a directory")
+    if os.path.exists(path) and not os.path.isfile(path):  # never replace /dev/null & co. by a file
+        raise GraphfixError(f"{path}: output path is not a regular file (a device, pipe or socket)")
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
+        if os.path.exists(parent):
+            raise GraphfixError(f"{path}: {parent} is not a directory")
         raise GraphfixError(f"{path}: output directory {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise GraphfixError(f"{path}: output directory {parent} is not writable")
@@ -260,12 +343,86 @@ def check_writable(path: str) -> None:
         raise GraphfixError(f"{path}: output file is not writable")
 
 
+# Temporary files are hidden siblings of the target named after it, the host
+# and the writing process: ``.<name>.graphfix-<host>-<pid>.<random>.tmp``.  An
+# interrupted run (Ctrl-C, SIGTERM) removes its own; one killed outright
+# (SIGKILL, power loss) cannot, so every write first removes those of the same
+# target whose process is gone.
+_HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
+
+
+def _temp_prefix(path: str) -> str:
+    return f".{os.path.basename(path)}.graphfix-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"  # a zombie is gone too
+    except (OSError, IndexError):
+        return True
+
+
+def remove_stale_temps(path: str) -> list[str]:
+    """Remove temp files/dirs left next to ``path`` by killed graphfix runs on this host."""
+    parent = os.path.dirname(os.path.abspath(path))
+    prefix = _temp_prefix(path) + _HOST + "-"
+    removed = []
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return removed
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(".tmp")):
+            continue
+        pid = name[len(prefix):].split(".", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or _pid_alive(int(pid)):
+            continue
+        full = os.path.join(parent, name)
+        try:
+            if os.path.isdir(full) and not os.path.islink(full):
+                shutil.rmtree(full)
+            else:
+                os.unlink(full)
+            removed.append(full)
+        except OSError:
+            pass
+    return removed
+
+
+def _mktemp(path: str, directory: bool = False):
+    """A new temp directory (its path), or file (``(fd, path)``), next to ``path``."""
+    parent = os.path.dirname(os.path.abspath(path))
+    prefix = f"{_temp_prefix(path)}{_HOST}-{os.getpid()}."
+    if directory:
+        return tempfile.mkdtemp(dir=parent, prefix=prefix, suffix=".tmp")
+    return tempfile.mkstemp(dir=parent, prefix=prefix, suffix=".tmp")
+
+
+def _unlink_quietly(path: str | None) -> None:
+    if path is None:
+        return
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        elif os.path.lexists(path):
+            os.unlink(path)
+    except OSError:
+        pass
+
+
 def atomic_write(path: str, data: bytes) -> None:
     check_writable(path)
-    parent = os.path.dirname(os.path.abspath(path))
+    remove_stale_temps(path)
     fd, tmp = None, None
     try:
-        fd, tmp = tempfile.mkstemp(dir=parent, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+        fd, tmp = _mktemp(path)
         with os.fdopen(fd, "wb") as f:
             fd = None
             f.write(data)
@@ -285,8 +442,26 @@ def atomic_write(path: str, data: bytes) -> None:
     finally:
         if fd is not None:
             os.close(fd)
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+        _unlink_quietly(tmp)
+
+
+def _exchange(a: str, b: str) -> bool:
+    """Atomically swap two existing paths (Linux ``renameat2(RENAME_EXCHANGE)``); False if unsupported."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err))
 
 
 def _save_saved_model_dir(model: Model, path: str) -> None:
@@ -302,11 +477,10 @@ def _save_saved_model_dir(model: Model, path: str) -> None:
     if os.path.abspath(src_dir) == os.path.abspath(path):
         atomic_write(os.path.join(path, name), data)
         return
+    remove_stale_temps(path)
+    tmp = None
     try:
-        tmp = tempfile.mkdtemp(dir=parent, prefix="." + os.path.basename(path) + ".")
-    except OSError as e:
-        raise GraphfixError(f"{path}: cannot write: {e.strerror or e}") from None
-    try:
+        tmp = _mktemp(path, directory=True)
         for sub in sorted(os.listdir(src_dir)):
             if sub in ("saved_model.pb", "saved_model.pbtxt"):
                 continue
@@ -315,15 +489,16 @@ def _save_saved_model_dir(model: Model, path: str) -> None:
         with open(os.path.join(tmp, name), "wb") as f:
             f.write(data)
         if os.path.isdir(path):
-            old = path + ".graphfix-old"
+            if _exchange(tmp, path):  # tmp now holds the old directory, removed below
+                return
+            old = _mktemp(path, directory=True)  # no atomic swap: two renames, old kept hidden meanwhile
             os.replace(path, old)
             os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
+            tmp = old
         else:
             os.replace(tmp, path)
-        tmp = None
+            tmp = None
     except OSError as e:
         raise GraphfixError(f"{path}: cannot write: {e.strerror or e}") from None
     finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+        _unlink_quietly(tmp)

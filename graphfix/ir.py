@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import networkx as nx
 
+from graphfix.arity import ARITY
 from graphfix.errors import GraphfixError
 
 
@@ -66,12 +67,28 @@ class GraphIR:
         self.g.add_nodes_from((name, {"node": n}) for name, n in names.items())
         edges = []
         for n in nodes:
+            n_data = 0
             for i, s in enumerate(n.input):
                 src, out, ctrl = parse_input(s)
                 if src not in names:
                     raise GraphfixError(f"node {n.name!r} input {s!r} names a missing node")
+                if src == n.name:
+                    raise GraphfixError(f"the graph has a cycle: node {n.name!r} reads its own output ({s!r})")
+                if not ctrl:
+                    if n_data < i:
+                        raise GraphfixError(f"node {n.name!r} has data input {s!r} after a control input: "
+                                            "the graph is malformed")
+                    n_data += 1
                 edges.append((src, n.name, i, {"out": out, "ctrl": ctrl}))
+            want = ARITY.get(n.op)
+            if want is not None and n_data != want:
+                raise GraphfixError(f"node {n.name!r} ({n.op}) has {n_data} data input(s), the op takes {want}: "
+                                    "the graph is malformed")
         self.g.add_edges_from(edges)
+        # A cycle outside a while loop is an error up front: analyses walk the
+        # graph in topological order and must not see one (the order is cached).
+        self._topo: tuple[int, list[str]] | None = None
+        self.topo_order()
 
     # ------------------------------------------------------------ queries
     def __contains__(self, name: str) -> bool:
@@ -79,6 +96,11 @@ class GraphIR:
 
     def __len__(self) -> int:
         return self.g.number_of_nodes()
+
+    @property
+    def library(self):
+        """The source GraphDef's function library (function names are ops too)."""
+        return self._source.library if self._source.HasField("library") else None
 
     def node(self, name: str):
         return self.g.nodes[name]["node"]
@@ -100,7 +122,12 @@ class GraphIR:
         return res
 
     def input(self, name: str, i: int = 0) -> tuple[str, int]:
-        return self.inputs(name)[i]
+        ins = self.inputs(name)
+        if i >= len(ins):
+            # A rule asks for an input every well-formed node of this op has.
+            raise GraphfixError(f"node {name!r} ({self.op(name)}) has {len(ins)} data input(s), "
+                                f"expected at least {i + 1}: the graph is malformed")
+        return ins[i]
 
     def control_inputs(self, name: str) -> list[str]:
         return [s[1:] for s in self.node(name).input if s.startswith("^")]
@@ -277,7 +304,10 @@ class GraphIR:
 
     def topo_order(self) -> list[str]:
         """Nodes with every producer before its consumers; while-loop back edges
-        (from ``NextIteration``) are ignored so loops do not block the order."""
+        (from ``NextIteration``) are ignored so loops do not block the order.
+        Cached per IR version."""
+        if self._topo is not None and self._topo[0] == self.version:
+            return list(self._topo[1])
         indeg = {}
         g = self.g
         for name in g.nodes:
@@ -299,4 +329,5 @@ class GraphIR:
         if len(res) != len(indeg):
             stuck = sorted((n for n, d in indeg.items() if d > 0), key=self.order.__getitem__)
             raise GraphfixError(f"the graph has a cycle outside a while loop (through node {stuck[0]!r})")
-        return res
+        self._topo = (self.version, res)
+        return list(res)

@@ -87,3 +87,18 @@ def render_text(report: Report, mode: str = "check") -> str:
 
 def render_json(report: Report) -> str:
     return json.dumps(report.to_json(), indent=2, sort_keys=False) + "\n"
+
+
+def render(report: Report, fmt: str = "text", mode: str = "check") -> str:
+    """``report`` in ``fmt``: text, json, sarif (graphfix.sarif) or github (graphfix.github)."""
+    if fmt == "json":
+        return render_json(report)
+    if fmt == "sarif":
+        from graphfix.sarif import render_sarif
+
+        return render_sarif([report], mode)
+    if fmt == "github":
+        from graphfix.github import render_github
+
+        return render_github([report], mode)
+    return render_text(report, mode)

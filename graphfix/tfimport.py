@@ -22,6 +22,7 @@ _PROTO_MODULES = (
     "tensorflow.core.framework.tensor_pb2",
     "tensorflow.core.framework.tensor_shape_pb2",
     "tensorflow.core.framework.types_pb2",
+    "tensorflow.core.framework.op_def_pb2",
     "tensorflow.core.protobuf.meta_graph_pb2",
     "tensorflow.core.protobuf.saved_model_pb2",
 )

@@ -145,3 +145,24 @@ def compare(a: Execution, b: Execution, rtol: float = 1e-6, atol: float = 0.0) -
             if not np.allclose(x, y, rtol=rtol, atol=atol, equal_nan=True):
                 bad.append(f"{field}:{key}")
     return Comparison(max_abs=max_abs, max_rel=max_rel, bit_identical=bits and not bad, mismatched=bad)
+
+
+def verify(original, fixed, feeds=None, losses=None, trials: int = 3, steps: int = 1):
+    """Check ``fixed`` against ``original`` (see :mod:`graphfix.verification`);
+    returns a ``VerifyResult`` with ``.ok`` and ``.render(fmt)``."""
+    from graphfix.verification import verify as _verify
+
+    return _verify(original, fixed, feeds=feeds, losses=losses, trials=trials, steps=steps)
+
+
+class _CallableModule(type(dataclasses)):
+    """``graphfix.verify`` is both this module (``execute``, ``compare``) and the
+    documented API call ``graphfix.verify(original, fixed, feeds=None)``."""
+
+    def __call__(self, original, fixed, feeds=None, losses=None, trials: int = 3, steps: int = 1):
+        return verify(original, fixed, feeds=feeds, losses=losses, trials=trials, steps=steps)
+
+
+import sys as _sys  # noqa: E402
+
+_sys.modules[__name__].__class__ = _CallableModule

@@ -6,6 +6,8 @@ give int32/int64.  ``None`` means unknown.
 """
 from __future__ import annotations
 
+from graphfix.errors import GraphfixError
+
 DT_FLOAT, DT_DOUBLE, DT_INT32, DT_INT64, DT_BOOL = 1, 2, 3, 9, 10
 DT_BFLOAT16, DT_HALF = 14, 19
 FLOAT_TYPES = frozenset({DT_FLOAT, DT_DOUBLE, DT_BFLOAT16, DT_HALF})
@@ -15,6 +17,18 @@ REF_OFFSET = 100
 BOOL_OPS = frozenset({"Less", "LessEqual", "Greater", "GreaterEqual", "Equal", "NotEqual", "LogicalAnd",
                       "LogicalOr", "LogicalNot", "IsFinite", "IsNan", "IsInf", "All", "Any",
                       "IsVariableInitialized", "VarIsInitializedOp", "InTopK", "InTopKV2"})
+
+# Ops whose element type is their required ``T`` attr: without it (a malformed
+# graph TensorFlow would reject) a rule cannot tell a float term from another.
+T_TYPED = frozenset({
+    "Mean", "Sum", "Max", "Min", "Prod", "EuclideanNorm", "Add", "AddV2", "Sub", "Mul", "RealDiv", "Div",
+    "DivNoNan", "MulNoNan", "Neg", "Abs", "Square", "Sqrt", "Rsqrt", "Exp", "Expm1", "Log", "Log1p", "Pow",
+    "Maximum", "Minimum", "SquaredDifference", "Reciprocal", "Inv", "Sigmoid", "Tanh", "Relu", "Relu6", "Elu",
+    "Selu", "Softplus", "Softsign", "Softmax", "LogSoftmax", "Identity", "Select", "SelectV2", "MatMul", "AddN",
+    "Xlogy", "Xlog1py", "Xdivy", "Sign", "Floor", "Ceil", "Round", "Erf", "Erfc", "Lgamma", "Digamma",
+    "Atan2", "Sin", "Cos", "BiasAdd", "Cumsum", "Cumprod", "ClipByValue", "LeakyRelu", "StopGradient",
+    "PreventGradient", "Snapshot", "L2Loss", "BatchMatMul", "BatchMatMulV2",
+})
 
 
 def out_dtype(ir, name: str, out: int = 0) -> int | None:
@@ -42,6 +56,9 @@ def out_dtype(ir, name: str, out: int = 0) -> int | None:
         return 20  # DT_RESOURCE
     if op in ("ReadVariableOp", "ResourceGather"):
         return a["dtype"].type if "dtype" in a else None
+    if op in T_TYPED and ("T" not in a or a["T"].WhichOneof("value") != "type"):
+        raise GraphfixError(f"node {name!r} ({op}) has no type attr 'T', which the op requires: "
+                            "the graph is malformed")
     for key in ("T", "dtype", "DstT", "out_type", "Tout", "output_type"):
         if key in a and a[key].WhichOneof("value") == "type":
             t = a[key].type

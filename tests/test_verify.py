@@ -1,0 +1,124 @@
+"""``graphfix verify`` through the CLI (issue #5): the shipped detection example
+and its rewrite pass; graphs that are not a faithful repair are rejected.
+
+Two tests run ``python cli.py`` as a subprocess; the others call ``cli.main``
+in-process (same code path, without paying TensorFlow's import each time)."""
+import json
+import os
+import types
+
+import numpy as np
+import pytest
+
+import cli as cli_module
+import graphfix
+from tests.helpers import EXAMPLES, cli, write
+
+
+@pytest.fixture
+def run(capsys):
+    """``cli.main(args)`` in-process -> object with returncode, stdout, stderr."""
+    def _run(*args):
+        rc = cli_module.main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return types.SimpleNamespace(returncode=rc, stdout=out, stderr=err)
+    return _run
+
+DETECTION = os.path.join(EXAMPLES, "detection.pb")
+
+
+@pytest.fixture(scope="module")
+def fixed_path(tmp_path_factory):
+    out = tmp_path_factory.mktemp("verify") / "detection.fixed.pb"
+    r = cli("rewrite", DETECTION, out, "--select", "GF001")
+    assert r.returncode == 0, r.stdout + r.stderr
+    return out
+
+
+def test_verify_accepts_the_rewrite(fixed_path):
+    r = cli("verify", DETECTION, fixed_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "verify: OK" in r.stdout
+    assert "3/3 agree" in r.stdout and "bit-identical" in r.stdout
+    assert "labels:0=zeros: original non-finite" in r.stdout
+
+
+def test_verify_json(fixed_path, run):
+    r = run("verify", DETECTION, fixed_path, "--format", "json", "--trials", "2")
+    assert r.returncode == 0, r.stdout + r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["ok"] is True and rep["command"] == "verify"
+    assert rep["losses"] == ["loss/total:0"] and rep["train_ops"] == ["train"]
+    assert rep["normal"]["bit_identical"] is True and rep["normal"]["max_abs"] == 0.0
+    assert len(rep["normal"]["trials"]) == 2
+    # Loss, 5 gradients (4 head variables + box_weight), the 5 gradients the
+    # Momentum ops apply, and 10 variables (5 + 5 momentum slots) after a step.
+    assert rep["compared"] == {"loss": 1, "grads": 5, "applied": 5, "variables": 10}
+    assert rep["trigger"]["triggered"] >= 1 and rep["trigger"]["ok"] is True
+    trig = {t["feed"]: t for t in rep["trigger"]["feeds"]}
+    assert trig["labels:0=zeros"]["original_triggers"] and trig["labels:0=zeros"]["fixed_finite"]
+    assert "GF001 loss/Mean_1" in rep["findings"]
+    assert not [f for f in rep["remaining_in_fixed"] if f.startswith("GF001")]
+
+
+def test_verify_rejects_the_unfixed_graph(tmp_path):
+    """The original passed off as its own repair: agrees on normal feeds, NaN on the trigger."""
+    r = cli("verify", DETECTION, DETECTION, "--format", "json", "--trials", "1")
+    assert r.returncode == 1, r.stdout + r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["ok"] is False and rep["normal"]["ok"] is True and rep["trigger"]["ok"] is False
+    bad = [t for t in rep["trigger"]["feeds"] if not t["fixed_finite"]]
+    assert any("loss/total:0" in " ".join(t["fixed"]) for t in bad)
+
+
+def test_verify_rejects_a_wrong_gradient(tmp_path, fixed_path, tf, run):
+    """A "fix" whose w1 update reads a gradient off by 0.1%: finite everywhere,
+    but not the original's training — verify must say so (exit 1)."""
+    gd = graphfix.load(str(fixed_path)).graph_def
+    apply = next(n for n in gd.node if n.op.endswith("ApplyMomentum") and "w1" in n.name)
+    grad = apply.input[3]
+    scale = gd.node.add()
+    scale.name = "broken/scale"
+    scale.op = "Const"
+    scale.attr["dtype"].type = tf.float32.as_datatype_enum
+    scale.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(np.float32(1.001)))
+    mul = gd.node.add()
+    mul.name = "broken/mul"
+    mul.op = "Mul"
+    mul.attr["T"].type = tf.float32.as_datatype_enum
+    mul.input.extend([grad, "broken/scale"])
+    apply.input[3] = "broken/mul"
+    broken = write(tmp_path / "broken.pb", gd.SerializeToString())
+    r = run("verify", DETECTION, broken, "--trials", "1")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "MISMATCH" in r.stdout and "verify: FAILED" in r.stdout
+    assert "applied:train/update_head/w1/" in r.stdout
+
+
+def test_verify_feeds_file(tmp_path, fixed_path, run):
+    rs = np.random.RandomState(3)
+    labels = np.zeros(16, np.float32)
+    labels[[1, 5]] = 1
+    npz = tmp_path / "feeds.npz"
+    np.savez(npz, **{"features:0": rs.randn(16, 8).astype(np.float32), "labels": labels,
+                     "boxes:0": rs.randn(16, 4).astype(np.float32)})
+    r = run("verify", DETECTION, fixed_path, "--feeds", npz, "--format", "json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    rep = json.loads(r.stdout)
+    assert [t["feed"] for t in rep["normal"]["trials"]] == ["--feeds"]
+    assert rep["normal"]["bit_identical"] and rep["trigger"]["triggered"] >= 1
+
+    # A "normal" feed on which the original is already NaN is refused (exit 2, one line).
+    np.savez(npz, labels=np.zeros(16, np.float32))
+    r = run("verify", DETECTION, fixed_path, "--feeds", npz)
+    assert r.returncode == 2 and r.stderr.startswith("graphfix: error: ") and len(r.stderr.splitlines()) == 1
+    assert "not normal feeds" in r.stderr
+
+    np.savez(npz, nope=np.zeros(3, np.float32))
+    r = run("verify", DETECTION, fixed_path, "--feeds", npz)
+    assert r.returncode == 2 and "'nope' is not a placeholder" in r.stderr
+
+
+def test_verify_bad_loss_is_an_error(fixed_path, run):
+    r = run("verify", DETECTION, fixed_path, "--loss", "no/such:0")
+    assert r.returncode == 2 and r.stderr.startswith("graphfix: error: ")
