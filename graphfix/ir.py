@@ -64,27 +64,46 @@ class GraphIR:
             names[n.name] = n
             self.order[n.name] = i
         self._next = len(nodes)
-        self.g.add_nodes_from((name, {"node": n}) for name, n in names.items())
-        edges = []
+        # Built in bulk straight into networkx's adjacency dicts (the same
+        # structure add_edges_from makes, at a fraction of the cost): one
+        # shared attribute dict per edge, in _succ and _pred.
+        node_attr = self.g._node
+        succ, pred = self.g._succ, self.g._pred
+        for name, n in names.items():
+            node_attr[name] = {"node": n}
+            succ[name] = {}
+            pred[name] = {}
+        self._ins: dict[str, list[tuple[str, int]]] = {}
         for n in nodes:
             n_data = 0
+            dst = n.name
+            p = pred[dst]
+            data = []
             for i, s in enumerate(n.input):
                 src, out, ctrl = parse_input(s)
                 if src not in names:
                     raise GraphfixError(f"node {n.name!r} input {s!r} names a missing node")
-                if src == n.name:
+                if src == dst:
                     raise GraphfixError(f"the graph has a cycle: node {n.name!r} reads its own output ({s!r})")
                 if not ctrl:
                     if n_data < i:
                         raise GraphfixError(f"node {n.name!r} has data input {s!r} after a control input: "
                                             "the graph is malformed")
                     n_data += 1
-                edges.append((src, n.name, i, {"out": out, "ctrl": ctrl}))
+                    data.append((src, out))
+                d = {"out": out, "ctrl": ctrl}
+                sd = succ[src].get(dst)
+                if sd is None:
+                    sd = succ[src][dst] = {}
+                    p[src] = {}
+                sd[i] = d
+                p[src][i] = d
+            self._ins[dst] = data
             want = ARITY.get(n.op)
             if want is not None and n_data != want:
                 raise GraphfixError(f"node {n.name!r} ({n.op}) has {n_data} data input(s), the op takes {want}: "
                                     "the graph is malformed")
-        self.g.add_edges_from(edges)
+        self._names: tuple[int, list[str]] | None = None
         # A cycle outside a while loop is an error up front: analyses walk the
         # graph in topological order and must not see one (the order is cached).
         self._topo: tuple[int, list[str]] | None = None
@@ -103,23 +122,28 @@ class GraphIR:
         return self._source.library if self._source.HasField("library") else None
 
     def node(self, name: str):
-        return self.g.nodes[name]["node"]
+        return self.g._node[name]["node"]
 
     def op(self, name: str) -> str:
-        return self.g.nodes[name]["node"].op
+        return self.g._node[name]["node"].op
 
     def names(self) -> list[str]:
-        """Node names in output order."""
-        return sorted(self.g.nodes, key=self.order.__getitem__)
+        """Node names in output order (cached per IR version)."""
+        if self._names is None or self._names[0] != self.version:
+            self._names = (self.version, sorted(self.g._node, key=self.order.__getitem__))
+        return list(self._names[1])
 
     def inputs(self, name: str) -> list[tuple[str, int]]:
         """Data inputs of ``name`` in order, as (producer, output index)."""
-        res = []
-        for s in self.node(name).input:
-            src, out, ctrl = parse_input(s)
-            if not ctrl:
-                res.append((src, out))
-        return res
+        ins = self._ins.get(name)
+        if ins is None:
+            ins = []
+            for s in self.node(name).input:
+                src, out, ctrl = parse_input(s)
+                if not ctrl:
+                    ins.append((src, out))
+            self._ins[name] = ins
+        return list(ins)
 
     def input(self, name: str, i: int = 0) -> tuple[str, int]:
         ins = self.inputs(name)
@@ -135,14 +159,16 @@ class GraphIR:
     def consumers(self, name: str, out: int | None = None) -> list[tuple[str, int]]:
         """Data consumers of ``name`` (of its output ``out`` if given) as (consumer, input position)."""
         res = []
-        for _, dst, key, d in self.g.out_edges(name, keys=True, data=True):
-            if not d["ctrl"] and (out is None or d["out"] == out):
-                res.append((dst, key))
-        res.sort(key=lambda t: (self.order[t[0]], t[1]))
+        for dst, keyed in self.g._succ[name].items():
+            for key, d in keyed.items():
+                if not d["ctrl"] and (out is None or d["out"] == out):
+                    res.append((dst, key))
+        if len(res) > 1:
+            res.sort(key=lambda t: (self.order[t[0]], t[1]))
         return res
 
     def control_consumers(self, name: str) -> list[str]:
-        res = {dst for _, dst, d in self.g.out_edges(name, data=True) if d["ctrl"]}
+        res = {dst for dst, keyed in self.g._succ[name].items() if any(d["ctrl"] for d in keyed.values())}
         return sorted(res, key=self.order.__getitem__)
 
     def successors(self, name: str) -> set[str]:
@@ -163,6 +189,7 @@ class GraphIR:
         self.changed = True
 
     def _reindex(self, name: str) -> None:
+        self._ins.pop(name, None)
         self.g.remove_edges_from(list(self.g.in_edges(name, keys=True)))
         n = self.node(name)
         edges = []
@@ -178,6 +205,7 @@ class GraphIR:
         if nodedef.name in self.g:
             raise GraphfixError(f"cannot add node {nodedef.name!r}: the name is taken")
         self.g.add_node(nodedef.name, node=nodedef)
+        self._ins.pop(nodedef.name, None)
         self.order[nodedef.name] = self._next
         self._next += 1
         self._touch()
@@ -249,7 +277,10 @@ class GraphIR:
         n.name = new
         self.g = nx.relabel_nodes(self.g, {old: new}, copy=False)
         self.order[new] = self.order.pop(old)
+        self._ins.pop(old, None)
+        self._ins.pop(new, None)
         for dst in consumers:
+            self._ins.pop(dst, None)
             d = self.node(dst)
             refs = []
             for s in d.input:
@@ -265,6 +296,7 @@ class GraphIR:
         if self.g.out_degree(name):
             raise GraphfixError(f"cannot remove node {name!r}: it still has consumers")
         self.g.remove_node(name)
+        self._ins.pop(name, None)
         del self.order[name]
         self._touch()
 
@@ -282,6 +314,7 @@ class GraphIR:
         self.g.remove_nodes_from(removed)
         for name in removed:
             del self.order[name]
+            self._ins.pop(name, None)
         if removed:
             self._touch()
         return removed
@@ -308,22 +341,22 @@ class GraphIR:
         Cached per IR version."""
         if self._topo is not None and self._topo[0] == self.version:
             return list(self._topo[1])
+        nodes, succ, pred = self.g._node, self.g._succ, self.g._pred
+        back = {n for n, a in nodes.items() if a["node"].op == "NextIteration"}
         indeg = {}
-        g = self.g
-        for name in g.nodes:
-            indeg[name] = sum(1 for src, _ in g.in_edges(name) if g.nodes[src]["node"].op != "NextIteration"
-                              and src != name)
+        for name, srcs in pred.items():
+            indeg[name] = sum(len(keyed) for src, keyed in srcs.items() if src not in back and src != name)
         ready = sorted((n for n, d in indeg.items() if d == 0), key=self.order.__getitem__, reverse=True)
         res = []
         while ready:
             n = ready.pop()
             res.append(n)
-            if g.nodes[n]["node"].op == "NextIteration":
+            if n in back:
                 continue
-            for _, dst in g.out_edges(n):
+            for dst, keyed in succ[n].items():
                 if dst == n:
                     continue
-                indeg[dst] -= 1
+                indeg[dst] -= len(keyed)
                 if indeg[dst] == 0:
                     ready.append(dst)
         if len(res) != len(indeg):
