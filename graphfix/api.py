@@ -74,6 +74,9 @@ def rewrite(model: Model, select=None, ignore=None, unsafe_fixes: bool = False, 
     fixed = model
     if ir.changed or clear_devices:
         gd = ir.to_graph_def()
+        if gd is model.graph_def:  # never edit the caller's model in place
+            gd = type(gd)()
+            gd.CopyFrom(model.graph_def)
         if clear_devices:
             for n in gd.node:
                 n.device = ""

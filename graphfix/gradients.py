@@ -191,7 +191,7 @@ def _free_scope(ir, scope: str) -> str:
 def _fix_colocation(ir, moved: dict[str, str]) -> None:
     """Colocation constraints (``_class: loc:@X``) naming a removed node now
     name its replacement, or are dropped."""
-    for name in ir.names():
+    for name in ir.colocated():
         n = ir.node(name)
         if "_class" not in n.attr:
             continue
@@ -207,6 +207,7 @@ def _fix_colocation(ir, moved: dict[str, str]) -> None:
             if loc not in new:
                 new.append(loc)
         if new != locs:
+            n = ir.mutable(name)
             del n.attr["_class"].list.s[:]
             n.attr["_class"].list.s.extend(new)
             if not new:

@@ -47,10 +47,10 @@ class GraphIR:
     """A mutable graph over NodeDefs, backed by ``networkx.MultiDiGraph``."""
 
     def __init__(self, graph_def, copy: bool = True):
-        if copy:
-            src = graph_def
-            graph_def = type(src)()
-            graph_def.CopyFrom(src)
+        # copy=True protects ``graph_def``: a NodeDef is copied the first time
+        # an edit touches it (copy on write), instead of the whole graph up front.
+        self._cow = copy
+        self._owned: set[str] = set()
         self._source = graph_def
         self.g = nx.MultiDiGraph()
         self.order: dict[str, int] = {}
@@ -74,6 +74,7 @@ class GraphIR:
             succ[name] = {}
             pred[name] = {}
         self._ins: dict[str, list[tuple[str, int]]] = {}
+        self._coloc = {n.name for n in nodes if "_class" in n.attr}
         for n in nodes:
             n_data = 0
             dst = n.name
@@ -122,7 +123,23 @@ class GraphIR:
         return self._source.library if self._source.HasField("library") else None
 
     def node(self, name: str):
+        """The NodeDef of ``name`` — read only; edit through :meth:`mutable` or the edit API."""
         return self.g._node[name]["node"]
+
+    def colocated(self) -> list[str]:
+        """Nodes that carry a colocation constraint (``_class``), in order."""
+        live = [n for n in self._coloc if n in self.g._node]
+        return sorted(live, key=self.order.__getitem__)
+
+    def mutable(self, name: str):
+        """The NodeDef of ``name``, safe to edit (copied first when the IR protects its source)."""
+        attrs = self.g._node[name]
+        if self._cow and name not in self._owned:
+            nd = type(attrs["node"])()
+            nd.CopyFrom(attrs["node"])
+            attrs["node"] = nd
+            self._owned.add(name)
+        return attrs["node"]
 
     def op(self, name: str) -> str:
         return self.g._node[name]["node"].op
@@ -205,6 +222,9 @@ class GraphIR:
         if nodedef.name in self.g:
             raise GraphfixError(f"cannot add node {nodedef.name!r}: the name is taken")
         self.g.add_node(nodedef.name, node=nodedef)
+        self._owned.add(nodedef.name)
+        if "_class" in nodedef.attr:
+            self._coloc.add(nodedef.name)
         self._ins.pop(nodedef.name, None)
         self.order[nodedef.name] = self._next
         self._next += 1
@@ -220,19 +240,19 @@ class GraphIR:
             self._reindex(n.name)
         if after is not None and nodedefs:
             lo = self.order[after]
-            hi = min((v for k, v in self.order.items() if v > lo and k not in {n.name for n in nodedefs}),
-                     default=lo + 1)
+            new = {n.name for n in nodedefs}
+            hi = min((v for k, v in self.order.items() if v > lo and k not in new), default=lo + 1)
             step = (hi - lo) / (len(nodedefs) + 1)
             for k, n in enumerate(nodedefs):
                 self.order[n.name] = lo + step * (k + 1)
 
     def set_input(self, name: str, position: int, ref: str) -> None:
-        self.node(name).input[position] = ref
+        self.mutable(name).input[position] = ref
         self._reindex(name)
         self._touch()
 
     def add_control_input(self, name: str, src: str) -> None:
-        n = self.node(name)
+        n = self.mutable(name)
         if "^" + src not in n.input:
             n.input.append("^" + src)
             self._reindex(name)
@@ -245,7 +265,7 @@ class GraphIR:
         for dst, pos in self.consumers(old[0], old[1]):
             if dst in exclude:
                 continue
-            self.node(dst).input[pos] = input_ref(*new)
+            self.mutable(dst).input[pos] = input_ref(*new)
             if dst not in done:
                 done.append(dst)
         for dst in done:
@@ -259,7 +279,7 @@ class GraphIR:
         for dst in self.control_consumers(old):
             if dst in exclude:
                 continue
-            n = self.node(dst)
+            n = self.mutable(dst)
             refs = [s for s in n.input if s != "^" + old]
             if "^" + new not in refs and new != dst:
                 refs.append("^" + new)
@@ -273,15 +293,19 @@ class GraphIR:
         if new in self.g:
             raise GraphfixError(f"cannot rename {old!r} to {new!r}: the name is taken")
         consumers = sorted({dst for _, dst in self.g.out_edges(old)})
-        n = self.node(old)
+        n = self.mutable(old)
         n.name = new
+        self._owned.discard(old)
+        self._owned.add(new)
+        if old in self._coloc:
+            self._coloc.add(new)
         self.g = nx.relabel_nodes(self.g, {old: new}, copy=False)
         self.order[new] = self.order.pop(old)
         self._ins.pop(old, None)
         self._ins.pop(new, None)
         for dst in consumers:
             self._ins.pop(dst, None)
-            d = self.node(dst)
+            d = self.mutable(dst)
             refs = []
             for s in d.input:
                 src, out, ctrl = parse_input(s)
