@@ -67,6 +67,7 @@ class Context:
         self.unsafe_fixes = unsafe_fixes
         self.options = dict(options or {})
         self.covered: set[str] = set()  # nodes a rule's finding already covers (report-only rules skip them)
+        self.domain_covered: set[str] = set()  # ... by a where whose test keeps the input in its domain
         self._facts: Facts | None = None
 
     @property

@@ -1,7 +1,6 @@
 """GF009 log-unbounded (report-only; clamp as an unsafe fix)."""
 from __future__ import annotations
 
-from graphfix.analysis.cones import sanitized_by
 from graphfix.analysis.dtypes import is_float
 from graphfix.gradients import replace_region
 from graphfix.guards import clone_with
@@ -15,7 +14,8 @@ class LogUnbounded(Rule):
     What it does:
         Reports ``Log`` (``Log1p``) on the loss path whose argument has no
         lower-bound fact: nothing shows it is > 0 (> -1), it is not a
-        probability GF005 rewrites, and no where or mask guards it.
+        probability GF005 rewrites, and no where guards it.  A mask (GF006)
+        does not count: the kept elements can still reach 0.
 
     Why is this bad:
         log(0) = -inf and log(x < 0) = NaN; one batch that reaches the edge
@@ -48,9 +48,9 @@ class LogUnbounded(Rule):
             if not is_float(ir, name) or not facts.feeds_loss(name):
                 continue
             x = ir.input(name, 0)
-            if name in ctx.covered or (r.positive(x) if op == "Log" else r.nonneg(x)):
-                continue
-            if sanitized_by(ir, x, lambda c: True, True) or sanitized_by(ir, x, lambda c: True, False):
+            # A where (GF003) keeps the argument in its domain; a mask (GF006)
+            # only removes the masked-out elements, so the rest still counts.
+            if name in ctx.domain_covered or (r.positive(x) if op == "Log" else r.nonneg(x)):
                 continue
             res.append(self.finding(ctx, name, f"{op} of {x[0]}, which nothing bounds below: "
                                     "log(0) = -inf", guard="clamp"))

@@ -79,6 +79,7 @@ class WhereGradient(Rule):
             if not found:
                 continue
             ctx.covered.update(n for _, sites in found for n, _, _ in sites)
+            ctx.domain_covered.update(n for _, sites in found for n, _, _ in sites)
             ops = sorted({f"{ir.op(n)} ({n})" for _, sites in found for n, _, _ in sites})
             res.append(self.finding(ctx, name, "tf.where computes " + ", ".join(ops) +
                                     " on elements it discards: their gradient is 0 * inf = NaN",

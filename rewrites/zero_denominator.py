@@ -28,6 +28,10 @@ def denominator_kind(ir, facts, num, den) -> str | None:
             return "a mask sum"
         if (r.nonneg(m) or r.data_only(m)) and _factor_of(ir, num, m):
             return "the sum of the weights that also scale the numerator"
+        if ir.op(strip(ir, m)[0]) == "Mul":
+            factors = ir.inputs(strip(ir, m)[0])[:2]
+            if any(r.mask_like(f) or (r.data_only(f) and not r.positive(f)) for f in factors):
+                return "a masked sum (every weight can be 0)"
     if op in NORMS and r.nonneg(ir.input(d[0], 0) if op == "Sqrt" else d):
         return "a norm"
     return None

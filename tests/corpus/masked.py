@@ -24,7 +24,7 @@ _LENGTHS = [5, 3, 4, 2]
 _STEPS = [3, 2, 3, 1]
 
 
-@register("masked_pointer_nll_adam", ("GF006",), may_also_match=("GF005",))
+@register("masked_pointer_nll_adam", ("GF006",), may_also_match=("GF005", "GF002", "GF009"))
 def masked_pointer_nll_adam():
     enc = placeholder("encoder_states", [B, L, F])
     valid = placeholder("valid_positions", [B, L])
@@ -81,7 +81,7 @@ PF = 5
 OUT = 3
 
 
-@register("masked_poisson_nll_relu_sgd", ("GF006",))
+@register("masked_poisson_nll_relu_sgd", ("GF006",), may_also_match=("GF009",))
 def masked_poisson_nll_relu_sgd():
     x = placeholder("features", [PB, PF])
     counts = placeholder("counts", [PB, OUT])
