@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import zlib
 
 import numpy as np
 
@@ -81,45 +82,87 @@ def placeholders(graph_def) -> list[Placeholder]:
     return res
 
 
-def normal_feed(phs: list[Placeholder], seed: int, strategy: int = 0) -> dict[str, np.ndarray]:
-    """Seeded random feed.  ``strategy`` picks how integers are drawn (retries
-    use the next one when the original graph is not finite or fails):
-    0: in [1, 3) (lengths, counts and labels > 0 all non-zero); 1: in [0, 2)
-    with at least one 1 (class ids of a two-class problem); 2: all ones."""
-    rs = np.random.RandomState(seed)
-    feed = {}
-    for p in phs:
-        shape = p.concrete_shape()
-        if p.kind == "float":
-            if shape == ():
-                v = rs.uniform(0.5, 1.0)  # scalar floats are rates, keep probabilities, scales
-            else:
-                v = rs.randn(*shape)
-            feed[p.name] = np.asarray(v).astype(p.np_dtype())
-        elif p.kind == "int":
-            if strategy == 0:
-                v = rs.randint(1, 3, size=shape)
-            elif strategy == 1:
-                v = rs.randint(0, 2, size=shape)
-                if v.size:
-                    v.reshape(-1)[rs.randint(v.size)] = 1
-            else:
-                v = np.ones(shape)
-            feed[p.name] = np.asarray(v).astype(p.np_dtype())
-        elif p.kind == "bool":
-            v = rs.rand(*shape) > 0.5 if shape else np.asarray(True)
-            v = np.asarray(v)
-            if v.size and not v.any():
-                v.reshape(-1)[rs.randint(v.size)] = True
-            feed[p.name] = v
-        elif p.kind == "string":
-            feed[p.name] = np.full(shape, b"graphfix", dtype=object)
+# How a placeholder of each kind may be drawn for a *normal* feed, in the
+# order tried.  The first plan gives every placeholder its kind's first
+# strategy; when the original graph is not finite (or fails) on it, verify
+# tries other strategies one placeholder at a time, then for all of a kind
+# (see :func:`normal_plans`).  Integers: "1-2" keeps lengths, counts and
+# labels > 0 non-zero; "cycle N" covers ids 0..N-1 (every class / partition
+# / task present); floats: "positive" for rates, probabilities, float masks.
+STRATEGIES = {
+    "float": ("normal", "positive", "ones"),
+    "int": ("1-2", "cycle 2", "cycle 3", "cycle 4", "ones", "zeros"),
+    "bool": ("random", "all-true"),
+    "string": ("fixed",),
+}
+
+
+def draw(p: Placeholder, seed: int, strategy: str) -> np.ndarray:
+    """One seeded value for placeholder ``p`` drawn with ``strategy``."""
+    rs = np.random.RandomState((seed * 7919 + zlib.crc32(p.name.encode())) & 0x7FFFFFFF)
+    shape = p.concrete_shape()
+    size = int(np.prod(shape)) if shape else 1
+    if p.kind == "float":
+        if strategy == "normal":
+            # Scalar floats are rates, keep probabilities, scales: positive.
+            v = rs.uniform(0.5, 1.0, size=shape) if shape == () else rs.randn(*shape)
+        elif strategy == "positive":
+            v = rs.uniform(0.1, 1.0, size=shape)
         else:
-            raise GraphfixError(f"cannot make a feed for placeholder {p.describe()}; pass --feeds FILE.npz")
-    return feed
+            v = np.ones(shape)
+        return np.asarray(v).astype(p.np_dtype())
+    if p.kind == "int":
+        if strategy == "1-2":
+            v = rs.randint(1, 3, size=shape)
+        elif strategy.startswith("cycle"):
+            n = int(strategy.split()[1])
+            v = (np.arange(size) % n).reshape(shape)
+        elif strategy == "ones":
+            v = np.ones(shape)
+        else:
+            v = np.zeros(shape)
+        return np.asarray(v).astype(p.np_dtype())
+    if p.kind == "bool":
+        if strategy == "all-true" or shape == ():
+            return np.ones(shape, np.bool_)
+        v = rs.rand(*shape) > 0.5
+        if v.size and not v.any():
+            v.reshape(-1)[rs.randint(v.size)] = True
+        return v
+    if p.kind == "string":
+        return np.full(shape, b"graphfix", dtype=object)
+    raise GraphfixError(f"cannot make a feed for placeholder {p.describe()}; pass --feeds FILE.npz")
 
 
-NORMAL_STRATEGIES = 3
+def normal_feed(phs: list[Placeholder], seed: int, plan: dict | None = None) -> dict[str, np.ndarray]:
+    """Seeded random feed; ``plan`` maps placeholder names to a strategy (default: the kind's first)."""
+    plan = plan or {}
+    return {p.name: draw(p, seed, plan.get(p.name) or STRATEGIES.get(p.kind, ("",))[0]) for p in phs}
+
+
+def normal_plans(phs: list[Placeholder], first: dict | None = None, limit: int = 48):
+    """Plans to try, in order: ``first`` (what worked for the previous seed),
+    the default, one placeholder changed at a time, then all placeholders of
+    a kind on the same strategy."""
+    plans = [dict(first or {}), {}]
+    for p in phs:
+        for st in STRATEGIES.get(p.kind, ())[1:]:
+            plans.append({p.name: st})
+    for kind, sts in STRATEGIES.items():
+        members = [p.name for p in phs if p.kind == kind]
+        if len(members) > 1:
+            for st in sts[1:]:
+                plans.append({n: st for n in members})
+    seen, out = [], []
+    for pl in plans:
+        if pl not in seen:
+            seen.append(pl)
+            out.append(pl)
+    return out[:limit]
+
+
+def describe_plan(plan: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(plan.items()))
 
 
 def load_feeds(path, phs: list[Placeholder]) -> dict[str, np.ndarray]:

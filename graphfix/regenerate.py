@@ -321,18 +321,20 @@ def _regenerate(ir, facts, meta, *, code, anchor, region, output, build) -> list
             n.input.extend(changed_inputs[n.name])
     gd.node.extend(new_nodes)
     full = GraphIR(gd, copy=False)
-    old_grad = {n for n in full.names() for gp in renames.values() if n.startswith(gp + "/")}
-    dead = _only_used_by(full, old_grad)
+    prefix_of = {}
     for gp_new, gp in renames.items():
-        for n in sorted(old_grad, key=full.order.__getitem__):
-            for dst, pos in full.consumers(n) + [(c, None) for c in full.control_consumers(n)]:
-                if dst in dead:
-                    continue
-                counterpart = gp_new + n[len(gp):]
-                if counterpart not in full:
-                    raise _fix_error(f"the regenerated gradient has no counterpart of {n} "
-                                     f"(read by {dst})")
-    # every live reader of an old gradient node reads its counterpart after the rename below
+        for n in full.names():
+            if n.startswith(gp + "/"):
+                prefix_of[n] = (gp, gp_new)
+    old_grad = set(prefix_of)
+    dead = _only_used_by(full, old_grad)
+    # Every live reader of an old gradient node (Apply*, clipping, summaries)
+    # will read its counterpart: the new node gets the old name below.
+    for n in sorted(old_grad, key=full.order.__getitem__):
+        gp, gp_new = prefix_of[n]
+        for dst in [c for c, _ in full.consumers(n)] + full.control_consumers(n):
+            if dst not in dead and gp_new + n[len(gp):] not in full:
+                raise _fix_error(f"the regenerated gradient has no counterpart of {n} (read by {dst})")
 
     final = type(gd)()
     for field, value in gd.ListFields():

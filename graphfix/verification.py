@@ -33,8 +33,6 @@ VARIABLE_OPS = ("VariableV2", "Variable", "VarHandleOp")
 APPLY_PREFIXES = ("Apply", "ResourceApply", "SparseApply", "ResourceSparseApply")
 RTOL, ATOL = 1e-5, 1e-6
 _CONTEXT_KEYS = ("while_context", "cond_context")
-_NON_TRAIN_SINKS = ("ScalarSummary", "HistogramSummary", "MergeSummary", "ImageSummary", "AudioSummary",
-                    "TensorSummary", "TensorSummaryV2", "SaveV2", "Save", "SaveSlices", "MergeV2Checkpoints")
 
 
 class RunError(Exception):
@@ -64,7 +62,12 @@ def find_train_ops(model) -> list[str]:
     after = set(applies)
     for a in applies:
         after |= nx.descendants(ir.g, a)
-    return [n for n in ir.names() if n in after and not ir.has_consumers(n) and ir.op(n) not in _NON_TRAIN_SINKS]
+    return [n for n in ir.names() if n in after and not ir.has_consumers(n) and _is_update(ir.op(n))]
+
+
+def _is_update(op: str) -> bool:
+    """Ops a train op is made of (a group NoOp, the step increment, an apply), not reads or summaries."""
+    return op == "NoOp" or op.startswith(("Assign", "ResourceScatter", "Scatter") + APPLY_PREFIXES)
 
 
 def _relevant_placeholders(model, findings, phs):
@@ -175,12 +178,19 @@ class GraphRunner:
                 except KeyError:
                     raise GraphfixError(f"{label}: has no train op {name!r}") from None
             self.init = self._init_op(use_meta)
+            self.tables = [op for op in g.get_operations()
+                           if op.type.startswith("InitializeTable") or op.type == "LookupTableImportV2"]
             self.feedable = {op.name + ":0" for op in g.get_operations()
                              if op.type in ("Placeholder", "PlaceholderWithDefault")}
         config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1)
         self.sess = tf.compat.v1.Session(graph=g, config=config)
         if self.init is not None:
             self._run(self.init)
+        if self.tables:  # lookup tables the loss may read; a SavedModel's asset files from its assets/
+            try:
+                self._run(self.tables, {g.get_tensor_by_name(k): v for k, v in _asset_feeds(model).items()})
+            except (RunError, KeyError, ValueError) as e:
+                self.notes.append(f"{label}: lookup tables not initialised: {e}")
 
     def _init_op(self, use_meta):
         tf, g = self.tf, self.graph
@@ -238,6 +248,25 @@ class GraphRunner:
         self.sess.close()
 
 
+def _asset_feeds(model) -> dict[str, str]:
+    """Asset tensor -> path of the file in the SavedModel's assets/ directory."""
+    import os
+
+    meta = model.meta_graph
+    if model.kind != "saved_model" or meta is None:
+        return {}
+    assets = list(meta.asset_file_def)
+    if "saved_model_assets" in meta.collection_def:  # the TF1 Builder keeps them in a collection
+        from tensorflow.core.protobuf import meta_graph_pb2
+
+        for any_ in meta.collection_def["saved_model_assets"].any_list.value:
+            a = meta_graph_pb2.AssetFileDef()
+            if any_.Unpack(a):
+                assets.append(a)
+    root = model.path if os.path.isdir(model.path) else os.path.dirname(model.path)
+    return {a.tensor_info.name: os.path.join(root, "assets", a.filename) for a in assets if a.tensor_info.name}
+
+
 def _dense(v):
     if hasattr(v, "values") and hasattr(v, "indices"):
         return np.asarray(v.values)
@@ -245,8 +274,19 @@ def _dense(v):
 
 
 def _first_line(e) -> str:
-    s = str(e).strip().splitlines()
-    return s[0] if s else type(e).__name__
+    """The informative line of an error (TensorFlow's start with "Graph execution error:")."""
+    lines = [ln.strip() for ln in str(e).strip().splitlines()]
+    skip = ("Graph execution error", "Detected at node", "Node:", "defined at", "[[", "File ", "Traceback")
+    useful = [ln for ln in lines if ln and not ln.startswith(skip)]
+    if useful:
+        return useful[0]
+    return lines[0] if lines and lines[0] else type(e).__name__
+
+
+def _is_numeric_error(msg: str) -> bool:
+    low = msg.lower()
+    return "nan" in low.split() or "had nan" in low or "had inf" in low or "nan in summary" in low or \
+        "inf values" in low or "nan values" in low
 
 
 def nonfinite_parts(ex) -> list[str]:
@@ -288,7 +328,7 @@ class VerifyResult:
 
     @property
     def trigger_ok(self) -> bool:
-        return all(t["fixed_finite"] for t in self.trigger)
+        return all(t["fixed_finite"] for t in self.trigger if not t.get("skipped"))
 
     @property
     def triggered(self) -> int:
@@ -315,7 +355,7 @@ class VerifyResult:
                        "max_rel": max((t["max_rel"] for t in self.normal), default=0.0),
                        "trials": self.normal},
             "trigger": {"ok": self.trigger_ok, "candidates": len(self.trigger), "triggered": self.triggered,
-                        "feeds": self.trigger},
+                        "skipped": sum(1 for t in self.trigger if t.get("skipped")), "feeds": self.trigger},
             "findings": self.findings, "remaining_in_fixed": self.remaining, "notes": self.notes,
         }
 
@@ -348,14 +388,21 @@ class VerifyResult:
             lines.append("trigger feeds: none tried (no findings in the original graph)" if not self.findings
                          else "trigger feeds: none tried (no placeholder feeds the findings)")
         else:
-            fin = sum(t["fixed_finite"] for t in self.trigger)
+            valid = [t for t in self.trigger if not t.get("skipped")]
+            fin = sum(t["fixed_finite"] for t in valid)
+            skipped = len(self.trigger) - len(valid)
             lines.append(f"trigger feeds: {self.triggered} of {len(self.trigger)} candidates make the original "
-                         f"non-finite; the fixed graph is finite on {fin}/{len(self.trigger)}")
+                         f"non-finite; the fixed graph is finite on {fin}/{len(valid)}"
+                         + (f" ({skipped} skipped: the original fails on them, not valid inputs)" if skipped else ""))
             for t in self.trigger:
                 orig = ("non-finite: " + "; ".join(t["original"])) if t["original_triggers"] and t["original"] \
                     else t.get("original_error") or "finite"
-                fixed = "finite" if t["fixed_finite"] else "NON-FINITE: " + "; ".join(t["fixed"] or
-                                                                                     [t.get("fixed_error", "")])
+                if t.get("skipped"):
+                    fixed = "skipped"
+                elif t["fixed_finite"]:
+                    fixed = "finite"
+                else:
+                    fixed = "NON-FINITE: " + "; ".join(t["fixed"] or [t.get("fixed_error", "")])
                 lines.append(f"  {t['feed']}: original {orig} -> fixed {fixed}")
         if self.findings:
             lines.append(f"findings in the original: {len(self.findings)}; remaining in the fixed graph: "
@@ -426,11 +473,13 @@ def verify(original, fixed, feeds=None, losses=None, trials: int = 3, steps: int
         # ---- normal feeds
         normal, accepted, first = [], [], None
         n_trials = 1 if given is not None else trials
+        free = [p for p in phs if given is None or p.name not in given]  # placeholders verify draws
+        plan_ok = None
         for trial in range(n_trials):
             ex_a = feed = None
             errors = []
-            for strategy in range(feeds_mod.NORMAL_STRATEGIES):
-                feed = feeds_mod.normal_feed(phs, seed=trial, strategy=strategy)
+            for plan in feeds_mod.normal_plans(free, plan_ok):
+                feed = feeds_mod.normal_feed(free, seed=trial, plan=plan)
                 if given is not None:
                     feed.update(given)
                 try:
@@ -442,10 +491,10 @@ def verify(original, fixed, feeds=None, losses=None, trials: int = 3, steps: int
                 if bad:
                     errors.append("original non-finite: " + "; ".join(bad))
                     continue
-                ex_a = ex
-                label = "--feeds" if given is not None and len(given) == len(phs) else \
-                    f"{'--feeds + ' if given is not None else ''}random feed (seed {trial}" + \
-                    (f", integers strategy {strategy})" if any(p.kind == "int" for p in phs) else ")")
+                ex_a, plan_ok = ex, plan
+                how = feeds_mod.describe_plan(plan)
+                label = "--feeds" if given is not None and not free else \
+                    f"{'--feeds + ' if given is not None else ''}random feed (seed {trial}{'; ' + how if how else ''})"
                 break
             if ex_a is None:
                 if given is not None:
@@ -484,7 +533,10 @@ def verify(original, fixed, feeds=None, losses=None, trials: int = 3, steps: int
                 entry["original_triggers"] = bool(entry["original"])
             except RunError as e:
                 entry["original_error"] = f"fails: {e}"
-                entry["original_triggers"] = True
+                # CheckNumerics / a NaN histogram is the hazard firing; any other
+                # error (an index -1 out of range, …) means the input is not valid.
+                entry["original_triggers"] = _is_numeric_error(str(e))
+                entry["skipped"] = not entry["original_triggers"]
             try:
                 ex = b.execute(cand.feed, state0, steps)
                 entry["fixed"] = nonfinite_parts(ex)

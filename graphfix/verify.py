@@ -138,7 +138,9 @@ def compare(a: Execution, b: Execution, rtol: float = 1e-6, atol: float = 0.0) -
             with np.errstate(invalid="ignore", over="ignore"):
                 diff = np.abs(x - y)
                 diff = np.where(np.isnan(x) & np.isnan(y), 0.0, diff)
-                rel = diff / np.maximum(np.abs(x), 1e-30)
+                # relative to the larger magnitude (a value 1e-30 vs 6e-8 is 100 % off, not 1e22)
+                scale = np.maximum(np.abs(x), np.abs(y))
+                rel = np.where(scale > 0, diff / np.where(scale > 0, scale, 1.0), 0.0)
             if diff.size:
                 max_abs = max(max_abs, float(np.nanmax(diff)) if not np.all(np.isnan(diff)) else np.inf)
                 max_rel = max(max_rel, float(np.nanmax(rel)) if not np.all(np.isnan(rel)) else np.inf)

@@ -210,3 +210,61 @@ def test_functional_control_flow_passes_through(tf, tmp_path, kind):
     out = tmp_path / "v2.fixed.pb"
     graphfix.save(fixed, str(out))
     assert out.read_bytes() == src.read_bytes()
+
+
+def test_loop_hazard_feeding_two_losses_with_two_optimizers(tf):
+    """Both gradient prefixes (Momentum on the RNN, Adam on the loss weight,
+    ref variables, var_list) read the loop's hazard: both are regenerated."""
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [T, B, F], name="x")
+        mask = tf.compat.v1.placeholder(tf.float32, [B], name="mask")
+        init = tf.compat.v1.glorot_uniform_initializer
+        w = tf.compat.v1.get_variable("w", [F, H], initializer=init(seed=1), use_resource=False)
+        u = tf.compat.v1.get_variable("u", [H, H], initializer=init(seed=2), use_resource=False)
+        k = tf.compat.v1.get_variable("k", [], initializer=tf.compat.v1.ones_initializer(), use_resource=False)
+
+        def body(t, h, acc):
+            h = tf.tanh(tf.matmul(x[t], w) + tf.matmul(h, u))
+            return t + 1, h, acc + k * tf.reduce_mean(tf.boolean_mask(h[:, 0], mask > 0))
+
+        _, h, acc = tf.compat.v1.while_loop(lambda t, *a: t < T, body,
+                                            [tf.constant(0), tf.zeros([B, H]), tf.constant(0.0)])
+        loss = tf.add(acc, tf.reduce_mean(tf.square(h)), name="loss")
+        loss2 = tf.multiply(acc, 2.0, name="loss2")
+        tf.compat.v1.train.MomentumOptimizer(0.05, 0.9).minimize(loss, var_list=[w, u], name="train")
+        tf.compat.v1.train.AdamOptimizer(0.05).minimize(loss2, var_list=[k], name="train2")
+        tf.compat.v1.global_variables_initializer()
+        meta = tf.compat.v1.train.export_meta_graph()
+    fixed = rewrite(meta)
+    a = Model(kind="meta_graph", text=False, graph_def=meta.graph_def, meta_graph=meta)
+    b = Model(kind="meta_graph", text=False, graph_def=fixed.graph_def, meta_graph=fixed)
+    result = graphfix.verify(a, b, trials=2)
+    assert result.ok and result.bit_identical and result.triggered, result.render()
+    assert result.train_ops == ["train", "train2"] and result.counts["loss"] == 2
+    assert_finite(train(tf, fixed, ["train", "train2"], feeds(alternate=True)))
+
+
+def test_forward_only_loop_guard_runs_in_the_loop_frame(tf):
+    """No optimizer: only the forward guard.  Its constants must live in the
+    loop's frame (TensorFlow rejects "inputs from different frames")."""
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [T, B], name="x")
+        mask = tf.compat.v1.placeholder(tf.float32, [B], name="mask")
+        _, acc = tf.compat.v1.while_loop(
+            lambda t, a: t < T, lambda t, a: (t + 1, a + tf.reduce_mean(tf.boolean_mask(x[t], mask > 0))),
+            [tf.constant(0), tf.constant(0.0)])
+        tf.identity(acc, name="score")
+    fixed = rewrite(g.as_graph_def())
+    consts = [n for n in fixed.node if "graphfix" in n.name and n.op == "Const"]
+    assert consts and all(n.input and n.input[0].startswith("^while/") for n in consts)
+    g = tf.Graph()
+    with g.as_default():
+        tf.compat.v1.import_graph_def(fixed, name="")
+        with tf.compat.v1.Session() as sess:
+            xs = np.arange(T * B, dtype=np.float32).reshape(T, B)
+            assert sess.run("score:0", {"x:0": xs, "mask:0": np.zeros(B, np.float32)}) == 0.0
+            m = np.float32([1, 0, 0, 1, 0, 0])
+            want = sum(xs[t][m > 0].mean() for t in range(T))
+            assert np.isclose(sess.run("score:0", {"x:0": xs, "mask:0": m}), want, rtol=1e-6)

@@ -169,6 +169,10 @@ def test_saved_model(tf, tmp_path):
     b = _serve(tf, out, x, labels, train_steps=2)
     assert np.isfinite(b["loss"]) and np.all(np.isfinite(b["scores"]))
 
+    # verify reads SavedModel directories (tables initialised from each one's assets/).
+    result = graphfix.verify(str(src), str(out), trials=1)
+    assert result.ok and result.bit_identical and result.triggered and not result.notes, result.render()
+
     # Idempotent: rewriting the output again changes nothing, byte for byte.
     again = tmp_path / "again"
     r = cli("rewrite", out, again, "--select", "GF001")
