@@ -30,3 +30,18 @@ def clone_with(b, node, replace: dict):
     """Clone IR ``node`` with some inputs (by position) replaced by tensors."""
     ins = [replace[i] if i in replace else b.input(t) for i, t in enumerate(b.ir.inputs(node))]
     return b.clone(node, ins)
+
+
+def div_no_nan(node: str):
+    """A build function turning division ``node`` (``RealDiv``/``Div``, or
+    ``Reciprocal``/``Inv``) into ``DivNoNan`` on the same operands."""
+
+    def build(b):
+        tf = b.tf
+        ins = b.ir.inputs(node)
+        if b.ir.op(node) in ("Reciprocal", "Inv"):
+            x = b.input(ins[0])
+            return tf.math.divide_no_nan(tf.ones_like(x), x, name="div_no_nan")
+        return tf.math.divide_no_nan(b.input(ins[0]), b.input(ins[1]), name="div_no_nan")
+
+    return build

@@ -50,6 +50,14 @@ class Rule:
             want = "where" if "where" in self.guards else want
         return want
 
+    def replace_node(self, ctx, node: str, build, region=None, output=None) -> list[str]:
+        """Replace output 0 of ``node`` (or ``output`` of ``region``) by the
+        guard ``build`` makes, patching the gradient subgraph (graphfix.gradients)."""
+        from graphfix.gradients import replace_region
+
+        return replace_region(ctx.ir, ctx.facts, code=self.code, anchor=node, region=region or [node],
+                              output=output or (node, 0), build=build)
+
     @classmethod
     def doc(cls) -> str:
         import inspect

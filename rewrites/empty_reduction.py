@@ -4,7 +4,7 @@ from __future__ import annotations
 from graphfix.analysis.dtypes import is_float
 from graphfix.analysis.guards import is_nonempty_check, selected_only_when, size_source, strip, switch_guard, \
     value_discarded
-from graphfix.gradients import replace_region
+from graphfix.guards import div_no_nan
 from graphfix.passes import Rule
 
 SOURCE_NAMES = {"Where": "tf.boolean_mask / tf.where", "DynamicPartition": "tf.dynamic_partition",
@@ -113,14 +113,7 @@ class EmptyReduction(Rule):
     def fix(self, ctx, finding):
         ir = ctx.ir
         if ir.op(finding.node) != "Mean":
-            node = finding.node
-
-            def build_div(b):
-                num, den = (b.input(t) for t in ir.inputs(node)[:2])
-                return b.tf.math.divide_no_nan(num, den, name="div_no_nan")
-
-            return replace_region(ir, ctx.facts, code=self.code, anchor=node, region=[node], output=(node, 0),
-                                  build=build_div)
+            return self.replace_node(ctx, finding.node, div_no_nan(finding.node))
         mean = finding.node
         x_t, axes_t = ir.inputs(mean)[:2]
         style = finding.guard
@@ -138,5 +131,4 @@ class EmptyReduction(Rule):
             value = b.clone(mean, [x, axes])[0]
             return tf.where(nonempty, value, tf.zeros_like(value), name="guarded")
 
-        return replace_region(ir, ctx.facts, code=self.code, anchor=mean, region=[mean], output=(mean, 0),
-                              build=build)
+        return self.replace_node(ctx, mean, build)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from graphfix.analysis.dtypes import is_float
-from graphfix.gradients import replace_region
 from graphfix.guards import clone_with
 from graphfix.passes import Rule
 
@@ -64,5 +63,4 @@ class ExpOverflow(Rule):
             limit = b.tf.constant(LIMIT.get(x.dtype.as_datatype_enum, 88.0), x.dtype, name="limit")
             return clone_with(b, node, {0: b.tf.minimum(x, limit, name="clamped")})[0]
 
-        return replace_region(ir, ctx.facts, code=self.code, anchor=node, region=[node], output=(node, 0),
-                              build=build)
+        return self.replace_node(ctx, node, build)

@@ -6,7 +6,6 @@ import numpy as np
 from graphfix.analysis.consts import const_value
 from graphfix.analysis.dtypes import is_float
 from graphfix.analysis.guards import strip
-from graphfix.gradients import replace_region
 from graphfix.guards import clone_with
 from graphfix.passes import Rule
 
@@ -158,8 +157,7 @@ class LogProbability(Rule):
                 tiny = b.tf.constant(TINY.get(x.dtype.as_datatype_enum, 1e-37), x.dtype, name="tiny")
                 return clone_with(b, log, {0: b.tf.maximum(x, tiny, name="clamped")})[0]
 
-            return replace_region(ir, ctx.facts, code=self.code, anchor=log, region=[log], output=(log, 0),
-                                  build=clamp)
+            return self.replace_node(ctx, log, clamp)
         group = self._group(ir, pat[2])
         region = sorted({n for _, reg, _, _ in group for n in reg}, key=ir.order.__getitem__)
         outputs = [(reg[0], 0) for _, reg, _, _ in group]
@@ -185,7 +183,7 @@ class LogProbability(Rule):
                     outs.append(b.clone(reg[1], [mul, b.input(ir.input(reg[1], 1))])[0])
             return outs
 
-        return replace_region(ir, ctx.facts, code=self.code, anchor=log, region=region, output=outputs, build=build)
+        return self.replace_node(ctx, log, build, region=region, output=outputs)
 
     @staticmethod
     def _restructurable(ir, facts, group) -> bool:

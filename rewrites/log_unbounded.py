@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from graphfix.analysis.dtypes import is_float
-from graphfix.gradients import replace_region
 from graphfix.guards import clone_with
 from graphfix.passes import Rule
 from rewrites.log_probability import TINY
@@ -68,5 +67,4 @@ class LogUnbounded(Rule):
             floor = b.tf.constant(tiny if op == "Log" else -1.0 + 1e-7, x.dtype, name="floor")
             return clone_with(b, node, {0: b.tf.maximum(x, floor, name="clamped")})[0]
 
-        return replace_region(ir, ctx.facts, code=self.code, anchor=node, region=[node], output=(node, 0),
-                              build=build)
+        return self.replace_node(ctx, node, build)

@@ -5,7 +5,6 @@ from graphfix.analysis.cones import private_cone, sanitized_by, singular_sites
 from graphfix.analysis.consts import const_value
 from graphfix.analysis.dtypes import is_float
 from graphfix.analysis.guards import strip
-from graphfix.gradients import replace_region
 from graphfix.guards import clone_with, sanitize
 from graphfix.passes import Rule
 
@@ -109,7 +108,6 @@ class MaskedTerm(Rule):
                     keep = tf.not_equal(w, tf.zeros([], w.dtype), name="weight_nonzero")
                     return clone_with(b, node, {inpos: sanitize(b, keep, b.input(x_t), safe, True, False)})[0]
 
-                added += replace_region(ir, ctx.facts, code=self.code, anchor=node, region=[node],
-                                        output=(node, 0), build=build)
+                added += self.replace_node(ctx, node, build)
             break
         return added

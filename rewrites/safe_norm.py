@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from graphfix.analysis.consts import const_value
 from graphfix.analysis.dtypes import is_float
-from graphfix.gradients import replace_region
 from graphfix.guards import clone_with
 from graphfix.passes import Rule
 
@@ -93,5 +92,4 @@ class SafeNorm(Rule):
             value = root(s_safe) if root else clone_with(b, node, {0: s_safe})[0]
             return tf.where(positive, value, tf.zeros([], value.dtype), name="safe_norm")
 
-        return replace_region(ir, ctx.facts, code=self.code, anchor=node, region=[node], output=(node, 0),
-                              build=build)
+        return self.replace_node(ctx, node, build)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from graphfix.errors import GraphfixError
-from graphfix.gradients import replace_region
 from graphfix.passes import Rule
 
 
@@ -58,5 +57,4 @@ class StopGradient(Rule):
         def build(b):
             return b.tf.stop_gradient(b.clone(node)[0], name="stop_gradient")
 
-        return replace_region(ir, ctx.facts, code=self.code, anchor=node, region=[node], output=(node, 0),
-                              build=build)
+        return self.replace_node(ctx, node, build)

@@ -4,7 +4,6 @@ from __future__ import annotations
 from graphfix.analysis.cones import private_cone, sanitized_by, singular_sites
 from graphfix.analysis.dtypes import is_float
 from graphfix.analysis.guards import strip
-from graphfix.gradients import replace_region
 from graphfix.guards import clone_with, sanitize
 from graphfix.passes import Rule
 
@@ -100,6 +99,5 @@ class WhereGradient(Rule):
                     x_safe = sanitize(b, b.input(cond_t), b.input(x_t), safe, keep, v1)
                     return clone_with(b, node, {inpos: x_safe})[0]
 
-                added += replace_region(ir, ctx.facts, code=self.code, anchor=node, region=[node],
-                                        output=(node, 0), build=build)
+                added += self.replace_node(ctx, node, build)
         return added

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from graphfix.analysis.dtypes import is_float
 from graphfix.analysis.guards import size_source, strip
-from graphfix.gradients import replace_region
+from graphfix.guards import div_no_nan
 from graphfix.passes import Rule
 
 DIVISIONS = ("RealDiv", "Div", "TrueDiv")
@@ -118,17 +118,4 @@ class ZeroDenominator(Rule):
         return res
 
     def fix(self, ctx, finding):
-        ir = ctx.ir
-        node = finding.node
-        op = ir.op(node)
-
-        def build(b):
-            tf = b.tf
-            if op in ("Reciprocal", "Inv"):
-                x = b.input(ir.input(node, 0))
-                return tf.math.divide_no_nan(tf.ones_like(x), x, name="div_no_nan")
-            num, den = (b.input(t) for t in ir.inputs(node)[:2])
-            return tf.math.divide_no_nan(num, den, name="div_no_nan")
-
-        return replace_region(ir, ctx.facts, code=self.code, anchor=node, region=[node], output=(node, 0),
-                              build=build)
+        return self.replace_node(ctx, finding.node, div_no_nan(finding.node))
