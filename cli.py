@@ -215,6 +215,7 @@ def _cmd_check(args) -> int:
         from graphfix import io
 
         io.check_writable(args.report)
+        io.check_distinct(args.report, "--report", [args.input])
     model = graphfix.load(args.input)
     report = graphfix.check(model, select=args.select, ignore=args.ignore, losses=args.loss,
                             options=_options(args))
@@ -229,6 +230,7 @@ def _cmd_rewrite(args) -> int:
     io.check_writable(args.output) if not os.path.isdir(args.input) and not args.diff else None
     if args.report:
         io.check_writable(args.report)
+        io.check_distinct(args.report, "--report", [args.input, args.output])
     if args.dot:
         from graphfix import dot
 

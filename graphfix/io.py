@@ -79,6 +79,7 @@ def _parse(raw: bytes, path: str) -> Model:
     if text:
         return _parse_text(raw, path, order)
     errors = []
+    rejected = None  # why a message that parsed cleanly (no unknown fields) is still no graph
     for kind, cls in order:
         msg = cls()
         try:
@@ -89,10 +90,21 @@ def _parse(raw: bytes, path: str) -> Model:
         model = _wrap(kind, msg, raw, path, text=False)
         if model is not None:
             return model
+        if rejected is None and not _has_unknown_fields(msg):
+            rejected = _reject_reason(kind, msg)
     if raw.lstrip()[:1] in (b"{", b"["):
         raise GraphfixError(f"{path}: looks like JSON, not a TensorFlow graph (GraphDef, MetaGraphDef or SavedModel)")
     if _is_text(raw):  # say what is wrong with it as text
         return _parse_text(raw, path, order, sniffed=False)
+    vague = [cls for kind, cls in order if f"{kind}: Error parsing message" in errors]  # protobuf 4.x: no cause
+    if any("MaxDepth" in e for e in errors) or any(_nested_too_deep(raw, cls.DESCRIPTOR) for cls in vague):
+        raise GraphfixError(f"{path}: messages nested too deeply to parse (corrupt or hostile file)")
+    for kind, cls in order:
+        cut = _truncated(raw, cls)
+        if cut:
+            raise GraphfixError(f"{path}: truncated {_KIND_NAME[kind]}: {cut}")
+    if rejected:
+        raise GraphfixError(f"{path}: {rejected}")
     raise GraphfixError(f"{path}: not a TensorFlow graph: cannot parse it as a GraphDef, MetaGraphDef or SavedModel"
                         " (truncated or not a protobuf file?)")
 
@@ -115,6 +127,8 @@ def _parse_text(raw: bytes, path: str, order, sniffed: bool = True) -> Model:
             if best is None or pos > best[0]:
                 best = (pos, (str(e).splitlines() or [type(e).__name__])[0])
             continue
+        except RecursionError:
+            raise GraphfixError(f"{path}: messages nested too deeply to parse (corrupt or hostile file)") from None
         model = _wrap(kind, msg, raw, path, text=True)
         if model is not None:
             return model
@@ -172,7 +186,7 @@ def _other_text_message(text: str) -> str | None:
         msg = cls()
         try:
             text_format.Parse(text, msg)
-        except text_format.ParseError:
+        except (text_format.ParseError, RecursionError):
             continue
         if msg.ListFields():
             return what
@@ -218,6 +232,98 @@ def _wrap(kind: str, msg, raw: bytes, path: str, text: bool) -> Model | None:
     return None
 
 
+_MAX_NESTING = 100  # protobuf's (upb's) default limit: a message 101 levels below the root fails to parse
+
+
+def _nested_too_deep(raw: bytes, descriptor) -> bool:
+    """Whether ``raw``, read as a ``descriptor`` message, nests messages deeper than protobuf parses.
+
+    protobuf 5+ names the cause ("Exceeded upb_DecodeOptions_MaxDepth"); 4.x, which TensorFlow 2.15
+    requires, says only "Error parsing message" for every failure.  So walk the wire format with the
+    schema (no recursion, no allocation) and count; malformed data is simply not "too deep".
+    """
+    stack = [[descriptor, 0, len(raw)]]  # the open messages: [descriptor, next byte, end]
+    try:
+        while stack:
+            frame = stack[-1]
+            desc, pos, end = frame
+            if pos >= end:
+                if pos > end:
+                    return False
+                stack.pop()
+                continue
+            key, pos = _varint(raw, pos)
+            wire = key & 7
+            if wire == 0:
+                pos = _varint(raw, pos)[1]
+            elif wire == 1:
+                pos += 8
+            elif wire == 5:
+                pos += 4
+            elif wire == 2:
+                size, pos = _varint(raw, pos)
+                field = desc.fields_by_number.get(key >> 3)
+                if field is not None and field.message_type is not None:
+                    if pos + size > end:
+                        return False
+                    frame[1] = pos + size
+                    if len(stack) > _MAX_NESTING:
+                        return True
+                    stack.append([field.message_type, pos, pos + size])
+                    continue
+                pos += size
+            else:  # groups: TensorFlow's protos have none
+                return False
+            frame[1] = pos
+    except IndexError:  # a varint runs off the end
+        return False
+    return False
+
+
+def _varint(raw: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        b = raw[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80 or shift > 63:
+            return value, pos
+        shift += 7
+
+
+_KIND_NAME = {"graph_def": "GraphDef", "meta_graph": "MetaGraphDef", "saved_model": "SavedModel"}
+
+
+def _truncated(raw: bytes, cls) -> str | None:
+    """How ``raw`` is cut, if it is a well-formed ``cls`` message (each top-level
+    field known and, if a message, parseable) up to a last field that runs past
+    the end of the file: an interrupted copy or download."""
+    fields = cls.DESCRIPTOR.fields_by_number
+    pos, complete = 0, 0
+    try:
+        while pos < len(raw):
+            key, pos = _varint(raw, pos)
+            field = fields.get(key >> 3)
+            if field is None or key & 7 not in (0, 2):
+                return None
+            if key & 7 == 0:
+                pos = _varint(raw, pos)[1]
+            else:
+                size, pos = _varint(raw, pos)
+                if pos + size > len(raw):
+                    if not complete or field.message_type is None:
+                        return None
+                    return (f"the file ends at byte {len(raw)}, {pos + size - len(raw)} byte(s) short of the end of "
+                            f"field {field.name!r} #{complete + 1} (an interrupted copy or download?)")
+                if field.message_type is not None:
+                    field.message_type._concrete_class().ParseFromString(raw[pos:pos + size])
+                pos += size
+            complete += 1
+    except Exception:  # noqa: BLE001 — a varint off the end, a field that is not its message: not just cut
+        return None
+    return None
+
+
 def _has_unknown_fields(msg) -> bool:
     try:
         from google.protobuf import unknown_fields
@@ -250,7 +356,9 @@ def _load_saved_model_dir(path: str) -> Model:
             raw = _read(file)
             model = _parse_saved_model(raw, file, text)
             if model is None:
-                raise GraphfixError(f"{file}: corrupt SavedModel: cannot parse saved_model.pb")
+                cut = None if text else _truncated(raw, protos().saved_model_pb2.SavedModel)
+                raise GraphfixError(f"{file}: truncated SavedModel: {cut}" if cut else
+                                    f"{file}: corrupt SavedModel: cannot parse saved_model.pb")
             model.path = path
             return model
     raise GraphfixError(f"{path}: is a directory but not a SavedModel (no saved_model.pb inside)")
@@ -311,7 +419,11 @@ def serialize(model: Model, kind: str | None = None, text: bool | None = None) -
         from google.protobuf import text_format
 
         return text_format.MessageToString(msg).encode("utf-8")
-    return msg.SerializeToString(deterministic=True)
+    data = msg.SerializeToString(deterministic=True)
+    if len(data) > PROTOBUF_LIMIT:  # protobuf writes it, but nothing can read it back
+        raise GraphfixError(f"the output would be {len(data)} bytes, over protobuf's 2 GB message limit; "
+                            "write a .meta or SavedModel without the weights (variables in checkpoint files)")
+    return data
 
 
 def save(model: Model, path: str) -> None:
@@ -415,6 +527,19 @@ def _unlink_quietly(path: str | None) -> None:
             os.unlink(path)
     except OSError:
         pass
+
+
+def check_distinct(path: str, what: str, others) -> None:
+    """Raise if ``path`` (written as ``what``) is one of ``others`` (the input or output graph)."""
+    for other in others:
+        if not other:
+            continue
+        try:
+            same = os.path.samefile(path, other)
+        except OSError:
+            same = os.path.abspath(path) == os.path.abspath(other)
+        if same:
+            raise GraphfixError(f"{what} {path}: is also the graph {other}; write it to another file")
 
 
 def atomic_write(path: str, data: bytes) -> None:

@@ -103,6 +103,42 @@ def _set_op(node, op):
     return fn
 
 
+def _one_input_div(gd):
+    n = next(n for n in gd.node if n.op == "AddV2" and n.name == "loss/total")
+    n.op = "RealDiv"
+    del n.input[1]
+
+
+def _mistyped_input(gd):
+    # A float Abs reads the int32 axes of the hazardous Mean (which the guard
+    # reads too): TensorFlow's importer rejects this.
+    axes = _node(gd, "loss/Mean_1").input[1]
+    n = gd.node.add(name="extra_abs", op="Abs")
+    n.input.append(axes)
+    n.attr["T"].type = 1
+
+
+def _data_after_control(gd):
+    n = _node(gd, "loss/Abs")
+    n.input.insert(0, "^loss/Sum/reduction_indices")
+
+
+def _deep_text(depth) -> bytes:
+    value = "i: 1"
+    for _ in range(depth):
+        value = 'func { name: "f" attr { key: "k" value { ' + value + " } } }"
+    return ('node { name: "a" op: "NoOp" attr { key: "x" value { ' + value + " } } }\n").encode()
+
+
+def _deep_binary(depth) -> bytes:
+    gd = protos().graph_pb2.GraphDef()
+    av = gd.node.add(name="a", op="NoOp").attr["x"]
+    for _ in range(depth):
+        av = av.func.attr["k"]
+    av.i = 1
+    return gd.SerializeToString()
+
+
 def _mean_axes_from_unknown_op(gd):
     mean = _node(gd, "loss/Mean_1")
     _node(gd, mean.input[1]).op = "MyCustomAxes"
@@ -139,6 +175,22 @@ def _corrupt_saved_model(tmp):
     return ["rewrite", d, tmp / "saved_out"]
 
 
+def _meta_bytes() -> bytes:
+    meta = protos().meta_graph_pb2.MetaGraphDef()
+    meta.meta_info_def.tags.append("serve")
+    meta.graph_def.CopyFrom(_graph_def())
+    return meta.SerializeToString()
+
+
+def _truncated_saved_model(tmp):
+    sm = protos().saved_model_pb2.SavedModel(saved_model_schema_version=1)
+    sm.meta_graphs.add().ParseFromString(_meta_bytes())
+    d = tmp / "saved_cut"
+    d.mkdir()
+    write(d / "saved_model.pb", sm.SerializeToString()[:-5000])
+    return ["rewrite", d, tmp / "saved_out"]
+
+
 def _big_saved_model(tmp):
     d = tmp / "saved_big"
     d.mkdir()
@@ -166,6 +218,15 @@ def _out(path):
     return setup
 
 
+def _report_over_input(tmp):
+    inp = write(tmp / "model.pb", open(DETECTION, "rb").read())
+    return ["rewrite", inp, tmp / "out.pb", "--report", inp]
+
+
+def _report_over_output(tmp):
+    return ["rewrite", DETECTION, tmp / "out.pb", "--report", tmp / "out.pb"]
+
+
 def _parent_is_file(tmp):
     f = write(tmp / "plain_file", b"x")
     return ["rewrite", DETECTION, os.path.join(f, "out.pb")]
@@ -177,8 +238,10 @@ CASES = [
     ("whitespace only", _file("blank.pbtxt", b"  \n\t\n"), "empty file"),
     ("random bytes small", _file("random.pb", RND.randbytes(200)), "not a TensorFlow graph"),
     ("random bytes 5 MB", _file("random_big.pb", RND.randbytes(5 * 2**20)), "not a TensorFlow graph"),
-    ("truncated GraphDef", _file("cut.pb", open(DETECTION, "rb").read()[:20000]), "truncated"),
-    ("truncated GraphDef by 1 byte", _file("cut1.pb", open(DETECTION, "rb").read()[:-1]), "truncated"),
+    ("truncated GraphDef", _file("cut.pb", open(DETECTION, "rb").read()[:20000]),
+     "truncated GraphDef: the file ends at byte 20000"),
+    ("truncated GraphDef by 1 byte", _file("cut1.pb", open(DETECTION, "rb").read()[:-1]),
+     "truncated GraphDef"),
     ("pbtxt syntax error", _file("syntax.pbtxt", b"node { name: 'a' op: 'Const' "), "not a valid text GraphDef"),
     ("pbtxt unknown field", _file("field.pbtxt", b"node { name: 'a' op: 'Const' colour: 3 }\n"), "colour"),
     ("text NodeDef", _file("node.pbtxt", b"name: 'a'\nop: 'Const'\n"), "is a text NodeDef"),
@@ -188,11 +251,15 @@ CASES = [
     ("JSON", _file("model.json", b'{"node": [{"name": "a", "op": "Const"}]}'), "JSON"),
     ("plain text", _file("notes.txt", b"this is not a graph\n"), "a text file, but not a text GraphDef"),
     ("binary junk with text extension", _file("junk.pbtxt", b"\x00\x01\x02garbage\xff"), "not a TensorFlow graph"),
+    ("text nested too deeply", _file("deep.pbtxt", _deep_text(3000)), "nested too deeply"),
+    ("binary nested too deeply", _file("deep.pb", _deep_binary(200)), "nested too deeply"),
     ("missing input path", _args("rewrite", "{tmp}/nope.pb", "{tmp}/out.pb"), "no such file"),
     ("missing input path (check)", _args("check", "{tmp}/nope.pb"), "no such file"),
     ("input is a device", _args("check", "/dev/zero"), "not a regular file"),
     ("directory that is not a SavedModel", _dir_not_saved_model, "not a SavedModel"),
     ("corrupt SavedModel", _corrupt_saved_model, "corrupt SavedModel"),
+    ("truncated SavedModel", _truncated_saved_model, "truncated SavedModel"),
+    ("truncated .meta", _file("cut.meta", _meta_bytes()[:-2000]), "truncated MetaGraphDef"),
     ("garbage .meta", _file("model.meta", RND.randbytes(3000)), "not a TensorFlow graph"),
     ("input naming a missing node", _file("missing_input.pb", _mutated(_missing_input)),
      "'loss/no_such_node' names a missing node"),
@@ -203,6 +270,12 @@ CASES = [
     ("cycle in a graph without a Mean (rewrite)",
      _file("cycle2.pbtxt", _CYCLE_NO_MEAN.encode()), "cycle outside a while loop"),
     ("node reading its own output", _check_file("self.pbtxt", _SELF_LOOP.encode()), "reads its own output"),
+    ("op with the wrong number of inputs", _check_file("div.pb", _mutated(_one_input_div)),
+     "'loss/total' (RealDiv) has 1 data input(s), the op takes 2"),
+    ("data input after a control input", _check_file("ctrl.pb", _mutated(_data_after_control)),
+     "after a control input"),
+    ("input of the wrong type where a guard reads it", _file("typed.pb", _mutated(_mistyped_input)),
+     "'extra_abs' (Abs) input 0 ('loss/Const_1') is int32, but the op takes float"),
     ("duplicate node names", _file("dup.pb", _mutated(_duplicate)), "duplicate node name 'loss/Abs'"),
     ("Mean without T (check)", _check_file("noT.pb", _mutated(_drop_attr("loss/Mean_1", "T"))),
      "'loss/Mean_1' (Mean) has no type attr 'T'"),
@@ -222,6 +295,8 @@ CASES = [
     ("output parent is a regular file", _parent_is_file, "is not a directory"),
     ("output under /proc/self (root cannot write there)", _out(lambda t: "/proc/self/out.pb"), "not writable"),
     ("output is a device", _out(lambda t: "/dev/null"), "not a regular file"),
+    ("--report naming the input graph", _report_over_input, "is also the graph"),
+    ("--report naming the output graph", _report_over_output, "is also the graph"),
     ("--loss naming a missing tensor", _args("rewrite", DETECTION, "{tmp}/out.pb", "--loss", "no/such:0"),
      "--loss 'no/such:0': no such node"),
     ("--loss naming a missing tensor (check)", _args("check", DETECTION, "--loss", "nope"), "no such node"),
@@ -291,14 +366,75 @@ def test_check_still_reports_a_hazard_downstream_of_an_unregistered_op(tmp_path)
 
 def test_clean_graph_with_an_unregistered_op_is_passed_through(tmp_path):
     """Nothing to fix, nothing for TensorFlow to build: the graph is written back as it was."""
-    data = _mutated(_set_op("head/Relu", "MyRelu"), os.path.join(EXAMPLES, "clean.pb")) \
-        if any(n.name == "head/Relu" for n in _graph_def(os.path.join(EXAMPLES, "clean.pb")).node) else None
-    if data is None:
-        pytest.skip("clean.pb has no head/Relu")
+    data = _mutated(_set_op("Relu", "MyRelu"), os.path.join(EXAMPLES, "clean.pb"))
     p = write(tmp_path / "custom.pb", data)
     r = cli("rewrite", p, tmp_path / "out.pb", timeout=HANG)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "out.pb").read_bytes() == data
+
+
+DYNAMIC_PARTITION = os.path.join(ROOT, "tests", "golden", "GF001", "dynamic_partition_sgd", "input.pbtxt")
+
+
+def _text_mutated(path, fn) -> bytes:
+    gd = protos().graph_pb2.GraphDef()
+    text_format.Parse(open(path).read(), gd)
+    fn(gd)
+    return text_format.MessageToString(gd).encode()
+
+
+def test_absurd_num_partitions_neither_hangs_nor_exhausts_memory(tmp_path):
+    """A size attr of 2**40 (corrupt or hostile) must not drive a loop or an allocation."""
+    def bomb(gd):
+        for n in gd.node:
+            if n.op == "DynamicPartition":
+                n.attr["num_partitions"].i = 2**40
+    p = write(tmp_path / "dp.pbtxt", _text_mutated(DYNAMIC_PARTITION, bomb))
+    r = cli("check", p, timeout=60)
+    assert r.returncode == 1 and "GF001" in r.stdout, r.stderr  # check needs no more than the parts read
+    r = cli("rewrite", p, tmp_path / "out.pbtxt", timeout=60)
+    assert_one_error(r, "attr 'num_partitions' is 1099511627776")
+    assert not (tmp_path / "out.pbtxt").exists()
+
+
+def test_huge_splat_constant_is_not_expanded(tmp_path):
+    """A Const of shape [2**31, 2**20] holding one value (a splat) is legal; the
+    analyses must not expand it to 2**51 elements."""
+    def bomb(gd):
+        t = _node(gd, "loss/Sum/reduction_indices").attr["value"].tensor
+        del t.tensor_shape.dim[:]
+        t.tensor_shape.dim.add(size=2**31)
+        t.tensor_shape.dim.add(size=2**20)
+    p = write(tmp_path / "splat.pb", _mutated(bomb))
+    for argv in (["check", p], ["rewrite", p, tmp_path / "out.pb"]):
+        r = cli(*argv, timeout=60)
+        assert r.returncode in (0, 1, 2) and "internal error" not in r.stderr and "Traceback" not in r.stderr
+
+
+def test_output_over_2gb_is_refused_not_written(tmp_path, monkeypatch):
+    """protobuf serialises a message over 2 GB, but nothing can parse it back:
+    graphfix refuses to write such an output (simulated with a lower limit)."""
+    import graphfix
+    from graphfix import io
+    from graphfix.errors import GraphfixError
+
+    fixed, _ = graphfix.rewrite(graphfix.load(DETECTION))
+    monkeypatch.setattr(io, "PROTOBUF_LIMIT", 1000)
+    with pytest.raises(GraphfixError, match="over protobuf's 2 GB message limit"):
+        graphfix.save(fixed, tmp_path / "out.pb")
+    assert os.listdir(tmp_path) == []
+
+
+def test_arity_table_matches_tensorflow(tf):
+    from tensorflow.python.framework import op_def_registry
+
+    from graphfix.arity import ARITY
+
+    for op, n in ARITY.items():
+        op_def = op_def_registry.get(op)
+        assert op_def is not None, op
+        assert not any(a.number_attr or a.type_list_attr for a in op_def.input_arg), op
+        assert len(op_def.input_arg) == n, op
 
 
 # ---------------------------------------------------------------- custom-op libraries

@@ -73,12 +73,12 @@ def _kill_at(proc, moment):
     proc.wait(timeout=60)
 
 
-def _kill_while_writing(proc, directory, rng):
-    """SIGKILL ``proc`` shortly after its temp file appears: during the write."""
+def _kill_while_writing(proc, directory, delay):
+    """SIGKILL ``proc`` ``delay`` seconds after its temp file appears: during the write."""
     deadline = time.monotonic() + 600
     while proc.poll() is None and not _temps(directory) and time.monotonic() < deadline:
         time.sleep(0.0005)
-    time.sleep(rng.uniform(0, 0.05))
+    time.sleep(delay)
     proc.kill()
     proc.wait(timeout=60)
 
@@ -96,14 +96,15 @@ def test_sigkill_never_leaves_a_partial_output(tmp_path, big):
     out = tmp_path / "out.pb"
     outcomes = []
     # Some kills at random moments of a whole run, some aimed at the write itself.
-    plans = [("random", rng.uniform(0.2, 1.1) * duration) for _ in range(3)] + [("writing", None)] * 3
+    plans = [("random", rng.uniform(0.2, 1.1) * duration) for _ in range(3)] + \
+        [("writing", 0.0), ("writing", rng.uniform(0, 0.01)), ("writing", rng.uniform(0, 0.05))]
     for how, moment in plans:
         out.write_bytes(PREVIOUS)
         proc = _run(inp, out)
         if how == "random":
             _kill_at(proc, moment)
         else:
-            _kill_while_writing(proc, tmp_path, rng)
+            _kill_while_writing(proc, tmp_path, moment)
         _assert_whole(out, reference)
         leftovers = set(os.listdir(tmp_path)) - {"out.pb"}
         assert all(n.startswith(".") for n in leftovers), leftovers  # only hidden temp files
@@ -144,3 +145,37 @@ def test_stale_temp_files_of_live_processes_and_other_outputs_are_kept(tmp_path)
     finally:
         live.kill()
         live.wait()
+
+
+def _saved_model_dir(path, graph_bytes):
+    p = protos()
+    sm = p.saved_model_pb2.SavedModel(saved_model_schema_version=1)
+    meta = sm.meta_graphs.add()
+    meta.meta_info_def.tags.append("serve")
+    meta.graph_def.ParseFromString(graph_bytes)
+    os.makedirs(path / "variables")
+    (path / "variables" / "variables.index").write_bytes(b"index")
+    (path / "saved_model.pb").write_bytes(sm.SerializeToString())
+
+
+@pytest.mark.parametrize("atomic_swap", [True, False])
+def test_saved_model_directory_replaced_whole(tmp_path, monkeypatch, atomic_swap):
+    """An existing SavedModel output directory is swapped for the new one in one
+    step (renameat2 RENAME_EXCHANGE; two renames where that is missing), and no
+    hidden temp directory is left."""
+    import graphfix
+    from graphfix import io
+
+    src, out = tmp_path / "src", tmp_path / "out"
+    _saved_model_dir(src, open(os.path.join(ROOT, "examples", "detection.pb"), "rb").read())
+    out.mkdir()
+    (out / "saved_model.pb").write_bytes(b"old")
+    (out / "stale.txt").write_bytes(b"from the previous export")
+    if not atomic_swap:
+        monkeypatch.setattr(io, "_exchange", lambda a, b: False)
+    fixed, report = graphfix.rewrite(graphfix.load(str(src)))
+    assert report.fixed == 1
+    graphfix.save(fixed, str(out))
+    assert sorted(os.listdir(out)) == ["saved_model.pb", "variables"]
+    assert graphfix.load(str(out)).graph_def == fixed.graph_def
+    assert sorted(os.listdir(tmp_path)) == ["out", "src"]

@@ -1,7 +1,11 @@
 """Values of ``Const`` nodes, decoded with numpy (no TensorFlow import)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+MAX_ELEMENTS = 1 << 24
 
 _NP = {1: np.float32, 2: np.float64, 3: np.int32, 4: np.uint8, 5: np.int16, 6: np.int8, 9: np.int64,
        10: np.bool_, 17: np.uint16, 19: np.float16, 22: np.uint32, 23: np.uint64}
@@ -24,7 +28,9 @@ def const_value(ir, name: str):
     if dt is None:
         return None
     shape = [d.size for d in t.tensor_shape.dim]
-    count = int(np.prod(shape)) if shape else 1
+    count = math.prod(shape) if shape else 1
+    if any(d < 0 for d in shape) or count > MAX_ELEMENTS:
+        return None  # malformed, or too big to expand for an analysis (a splat of billions)
     try:
         if t.tensor_content:
             arr = np.frombuffer(t.tensor_content, dtype=dt).copy()

@@ -56,7 +56,9 @@ def may_be_empty(ir) -> set[tuple[str, int]]:
         ins = ir.inputs(name)
         if op in SOURCES_ALL_OUTPUTS:
             k = n.attr["num_partitions"].i if "num_partitions" in n.attr else 1
-            empty.update((name, i) for i in range(max(k, 1)))
+            # The parts read (not range(k): a malformed num_partitions may be huge).
+            read = {d["out"] for _, _, d in ir.g.out_edges(name, data=True) if not d["ctrl"]}
+            empty.update((name, i) for i in read | {0} if i < max(k, 1))
             continue
         if op in SOURCES_OUT0:
             empty.add((name, 0))
