@@ -3,8 +3,9 @@
 Inputs are made by the builders in tests/golden/<rule>/cases.py.  Nothing
 here changes unless pytest runs with --update-golden; review a golden diff
 like code.  Expected outputs hold nodes TensorFlow generates (gradients, cond
-plumbing), so they are compared only under the TensorFlow version that wrote
-them (tf_version.txt).
+plumbing); tf_version.txt records the TensorFlow that wrote them.  They are
+byte-identical under TensorFlow 2.15 and 2.21; a future TensorFlow that builds
+gradients differently fails here, and its diff is to be reviewed.
 """
 import importlib
 import os
@@ -40,9 +41,6 @@ def test_golden(rule, name, builder, options, update_golden, tf):
         os.makedirs(case_dir, exist_ok=True)
         _write(inp, text_format.MessageToString(builder(tf)))
         _write(version_file, tf.__version__ + "\n")
-    recorded = open(version_file).read().strip()
-    if recorded != tf.__version__ and not update_golden:
-        pytest.skip(f"goldens were written with TensorFlow {recorded}, this is {tf.__version__}")
 
     cwd = os.getcwd()
     os.chdir(case_dir)  # reports name the input as 'input.pbtxt'
