@@ -1,7 +1,6 @@
 """The library API that the CLI and build pipelines call."""
 from __future__ import annotations
 
-import os
 import time
 
 from graphfix import io
@@ -91,8 +90,3 @@ def rewrite(model: Model, select=None, ignore=None, unsafe_fixes: bool = False, 
     report.nodes_out = fixed.node_count
     report.timing_ms["rewrite"] = (time.perf_counter() - t0) * 1000
     return fixed, report
-
-
-def default_output_path(path: str) -> str:
-    root, ext = os.path.splitext(path)
-    return f"{root}.fixed{ext}"

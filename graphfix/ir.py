@@ -246,18 +246,6 @@ class GraphIR:
             for k, n in enumerate(nodedefs):
                 self.order[n.name] = lo + step * (k + 1)
 
-    def set_input(self, name: str, position: int, ref: str) -> None:
-        self.mutable(name).input[position] = ref
-        self._reindex(name)
-        self._touch()
-
-    def add_control_input(self, name: str, src: str) -> None:
-        n = self.mutable(name)
-        if "^" + src not in n.input:
-            n.input.append("^" + src)
-            self._reindex(name)
-            self._touch()
-
     def replace_uses(self, old: tuple[str, int], new: tuple[str, int], exclude=()) -> list[str]:
         """Point every data consumer of tensor ``old`` (but those in ``exclude``) at ``new``."""
         exclude = set(exclude)
