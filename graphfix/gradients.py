@@ -24,7 +24,7 @@ grows with the size of the change, not of the model.
 from __future__ import annotations
 
 from graphfix.analysis.dtypes import FLOAT_TYPES
-from graphfix.ir import tensor_name
+from graphfix.ir import parse_input, tensor_name
 from graphfix.scratch import Builder, check_names_free, export_nodes, new_scratch_graph, output_types, \
     v1_control_flow
 
@@ -270,8 +270,7 @@ def _stale_outputs(ir, nodes: set[str], removed: set[str]) -> list[tuple[str, in
         for dst, pos in ir.consumers(n):
             if dst in removed:
                 continue
-            src = ir.node(dst).input[pos]
-            t = (n, int(src.rsplit(":", 1)[1]) if ":" in src and src.rsplit(":", 1)[1].isdigit() else 0)
+            t = (n, parse_input(ir.node(dst).input[pos])[1])
             if t not in outs:
                 outs.append(t)
     return outs

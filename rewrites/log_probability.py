@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from graphfix.analysis.consts import const_value
+from graphfix.analysis.consts import const_scalar
 from graphfix.analysis.dtypes import is_float
 from graphfix.analysis.guards import strip
 from graphfix.guards import clone_with
@@ -17,8 +17,7 @@ TINY = {1: np.finfo(np.float32).tiny, 2: np.finfo(np.float64).tiny, 19: np.finfo
 
 
 def _is_one(ir, t) -> bool:
-    v = const_value(ir, strip(ir, t)[0])
-    return v is not None and v.size == 1 and float(v.reshape(-1)[0]) == 1.0
+    return const_scalar(ir, t) == 1.0
 
 
 def pattern(ir, log: str):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from graphfix.analysis.cones import private_cone, sanitized_by, singular_sites
-from graphfix.analysis.consts import const_value
+from graphfix.analysis.consts import const_scalar
 from graphfix.analysis.dtypes import is_float
 from graphfix.analysis.guards import strip
 from graphfix.guards import clone_with, sanitize
@@ -14,8 +14,7 @@ def _is_nonzero_test(ir, c, w) -> bool:
     if ir.op(c[0]) != "NotEqual":
         return False
     a, b = ir.inputs(c[0])[:2]
-    v = const_value(ir, strip(ir, b)[0])
-    return strip(ir, a) == strip(ir, w) and v is not None and v.size == 1 and float(v.reshape(-1)[0]) == 0
+    return strip(ir, a) == strip(ir, w) and const_scalar(ir, b) == 0
 
 
 def mask_sites(ir, facts, mul: str):

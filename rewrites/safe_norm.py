@@ -1,7 +1,7 @@
 """GF004 norm-at-zero."""
 from __future__ import annotations
 
-from graphfix.analysis.consts import const_value
+from graphfix.analysis.consts import const_scalar
 from graphfix.analysis.dtypes import is_float
 from graphfix.guards import clone_with
 from graphfix.passes import Rule
@@ -10,8 +10,8 @@ ROOTS = ("Sqrt", "Rsqrt", "EuclideanNorm", "Pow")
 
 
 def _fractional_pow(ir, name) -> bool:
-    v = const_value(ir, ir.input(name, 1)[0])
-    return v is not None and v.size == 1 and 0 < float(v.reshape(-1)[0]) < 1
+    k = const_scalar(ir, ir.input(name, 1))
+    return k is not None and 0 < k < 1
 
 
 class SafeNorm(Rule):

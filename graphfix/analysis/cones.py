@@ -103,6 +103,5 @@ def sanitized_by(ir, t, pred_ok, polarity: bool) -> bool:
     if ir.op(t[0]) not in ("Select", "SelectV2"):
         return False
     c, a, b = ir.inputs(t[0])[:3]
-    alt = b if polarity else a
-    return const_value(ir, strip(ir, alt)[0]) is not None and pred_ok(c) or \
-        (ir.op(strip(ir, alt)[0]) in ("OnesLike", "ZerosLike", "Fill") and pred_ok(c))
+    alt = strip(ir, b if polarity else a)
+    return pred_ok(c) and (const_value(ir, alt[0]) is not None or ir.op(alt[0]) in ("OnesLike", "ZerosLike", "Fill"))

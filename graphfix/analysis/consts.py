@@ -13,6 +13,14 @@ _VAL_FIELD = {1: "float_val", 2: "double_val", 3: "int_val", 4: "int_val", 5: "i
               9: "int64_val", 10: "bool_val", 17: "int_val", 19: "half_val", 22: "uint32_val", 23: "uint64_val"}
 
 
+def const_scalar(ir, t) -> float | None:
+    """The value of a one-element constant tensor ``t`` (through Identity), or None."""
+    v = const_value(ir, t[0])
+    if v is None or v.size != 1:
+        return None
+    return float(v.reshape(-1)[0])
+
+
 def const_value(ir, name: str):
     """The numpy value of a Const node (through Identity), or None if not a
     constant or not decodable."""

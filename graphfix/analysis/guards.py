@@ -2,7 +2,7 @@
 alone and a rewrite's own output is a fixpoint."""
 from __future__ import annotations
 
-from graphfix.analysis.consts import const_value
+from graphfix.analysis.consts import const_scalar
 
 _PASS = ("Identity", "Snapshot")
 
@@ -14,13 +14,6 @@ def strip(ir, t: tuple[str, int]) -> tuple[str, int]:
             break
         t = ir.input(t[0], 0)
     return t
-
-
-def _const_scalar(ir, t) -> float | None:
-    v = const_value(ir, t[0])
-    if v is None or v.size != 1:
-        return None
-    return float(v.reshape(-1)[0])
 
 
 def size_source(ir, t: tuple[str, int]) -> tuple[str, int] | None:
@@ -53,11 +46,11 @@ def is_nonempty_check(ir, pred: tuple[str, int], data: tuple[str, int]) -> bool:
         return False
     a, b = ins
     if op in ("Greater", "NotEqual"):
-        return size_source(ir, a) == data and _const_scalar(ir, b) == 0
+        return size_source(ir, a) == data and const_scalar(ir, b) == 0
     if op == "GreaterEqual":
-        return size_source(ir, a) == data and _const_scalar(ir, b) == 1
+        return size_source(ir, a) == data and const_scalar(ir, b) == 1
     if op == "Less":
-        return size_source(ir, b) == data and _const_scalar(ir, a) == 0
+        return size_source(ir, b) == data and const_scalar(ir, a) == 0
     return False
 
 

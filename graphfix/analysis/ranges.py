@@ -8,7 +8,7 @@ non-negative but not positive: in float32 they underflow to exactly 0.
 """
 from __future__ import annotations
 
-from graphfix.analysis.consts import const_value
+from graphfix.analysis.consts import const_scalar, const_value
 from graphfix.analysis.dtypes import DT_BOOL, out_dtype
 
 MAX_DEPTH = 24
@@ -22,6 +22,12 @@ ALWAYS_NONNEG = frozenset({"Abs", "Square", "Relu", "Relu6", "Softplus", "Sigmoi
                            "SquaredDifference", "L2Loss", "Rsqrt", "Where", "OneHot", "Elu_plus1"})
 REDUCE_KEEP_SIGN = frozenset({"Sum", "Mean", "Max", "Min", "Prod", "Cumsum", "SegmentSum",
                               "UnsortedSegmentSum", "SparseSegmentSum", "SparseSegmentMean"})
+
+
+# comparison op -> (position of x, test on the constant, needs x >= 0)
+_POSITIVE_TESTS = {"Greater": (0, lambda k: k >= 0, False), "Less": (1, lambda k: k >= 0, False),
+                   "NotEqual": (0, lambda k: k == 0, True)}
+_NONPOSITIVE_TESTS = {"LessEqual": (0, lambda k: k == 0, False), "Equal": (0, lambda k: k == 0, True)}
 
 
 class Ranges:
@@ -77,8 +83,6 @@ class Ranges:
             return self.nonneg(ins[1], d + 1)
         if op == "ClipByValue":
             return self.nonneg(ins[1], d + 1)
-        if op in ("Sub",) and self.ir.op(ins[1][0]) in ("Min",):
-            return False
         return False
 
     # ------------------------------------------------------------ positive
@@ -125,39 +129,26 @@ class Ranges:
         return False
 
     def _is_positive_test(self, c, x) -> bool:
-        from graphfix.analysis.guards import strip
-
-        c = strip(self.ir, c)
-        op = self.ir.op(c[0])
-        ins = self._ins(c)
-        if len(ins) != 2:
-            return False
-        if op == "Greater":
-            v = self._const(ins[1])
-            return strip(self.ir, ins[0]) == strip(self.ir, x) and v is not None and v.size == 1 and float(v) >= 0
-        if op == "Less":
-            v = self._const(ins[0])
-            return strip(self.ir, ins[1]) == strip(self.ir, x) and v is not None and v.size == 1 and float(v) >= 0
-        if op == "NotEqual" and self.nonneg(x):
-            v = self._const(ins[1])
-            return strip(self.ir, ins[0]) == strip(self.ir, x) and v is not None and v.size == 1 and float(v) == 0
-        return False
+        """``c`` is ``x > k``, ``k < x`` (k >= 0) or ``x != 0`` with x >= 0."""
+        return self._compares(c, x, _POSITIVE_TESTS)
 
     def _is_nonpositive_test(self, c, x) -> bool:
+        """``c`` is ``x <= 0``, or ``x == 0`` with x >= 0."""
+        return self._compares(c, x, _NONPOSITIVE_TESTS)
+
+    def _compares(self, c, x, tests) -> bool:
         from graphfix.analysis.guards import strip
 
-        c = strip(self.ir, c)
-        op = self.ir.op(c[0])
+        ir = self.ir
+        c = strip(ir, c)
+        spec = tests.get(ir.op(c[0]))
         ins = self._ins(c)
-        if len(ins) != 2:
+        if spec is None or len(ins) != 2:
             return False
-        if op == "LessEqual":
-            v = self._const(ins[1])
-            return strip(self.ir, ins[0]) == strip(self.ir, x) and v is not None and v.size == 1 and float(v) == 0
-        if op == "Equal" and self.nonneg(x):
-            v = self._const(ins[1])
-            return strip(self.ir, ins[0]) == strip(self.ir, x) and v is not None and v.size == 1 and float(v) == 0
-        return False
+        x_pos, const_ok, needs_nonneg = spec
+        k = const_scalar(ir, ins[1 - x_pos])
+        return strip(ir, ins[x_pos]) == strip(ir, x) and k is not None and const_ok(k) and \
+            (not needs_nonneg or self.nonneg(x))
 
     # ------------------------------------------------------------ upper bound
     def bounded_above(self, t, depth: int = 0) -> bool:
@@ -202,8 +193,6 @@ class Ranges:
                     ir.inputs(ir.input(b[0], 0)[0])[0] == a:
                 return True
             return self.bounded_above(a, d + 1) and self.nonneg(b, d + 1)
-        if op == "Mul":
-            return False
         return False
 
     def _minus_abs(self, ins) -> bool:
