@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 from graphfix.analysis.dtypes import is_float
-from graphfix.analysis.guards import is_nonempty_check, selected_only_when, size_source, strip, switch_guard, \
-    value_discarded
+from graphfix.analysis.guards import size_source, strip
 from graphfix.guards import div_no_nan
 from graphfix.passes import Rule
 
@@ -58,7 +57,7 @@ class EmptyReduction(Rule):
         for name in facts.nodes_of("RealDiv", "Div", "Mean"):
             if ir.op(name) in ("RealDiv", "Div") and is_float(ir, name) and facts.feeds_loss(name):
                 x = self._sum_over_size(ir, name)
-                if x is not None and x in facts.empty:
+                if x is not None and facts.may_be_empty(x) and facts.nan_reaches_loss((name, 0)):
                     res.append(self.finding(
                         ctx, name, f"sum over size of {x[0]}, which is empty when {self._source(ir, x)} selects "
                                    "nothing: 0/0 = NaN", guard="div_no_nan"))
@@ -66,9 +65,11 @@ class EmptyReduction(Rule):
             if ir.op(name) != "Mean":
                 continue
             x = ir.input(name, 0)
-            if x not in facts.empty or not is_float(ir, name) or not facts.feeds_loss(name):
+            if not is_float(ir, name) or not facts.feeds_loss(name) or not facts.may_be_empty(x):
                 continue
-            if self._guarded(ir, name, x):
+            # NaN born here (the mean of nothing) that no guard downstream removes:
+            # a cond or where on size(x) > 0 around it, or a use of its shape only.
+            if not facts.numeric.value((name, 0)).nan or not facts.nan_reaches_loss((name, 0)):
                 continue
             src = self._source(ir, x)
             res.append(self.finding(
@@ -84,15 +85,6 @@ class EmptyReduction(Rule):
             return None
         x = strip(ir, ir.input(num[0], 0))
         return x if size_source(ir, den) == x else None
-
-    @staticmethod
-    def _guarded(ir, name, x) -> bool:
-        sw = switch_guard(ir, x)
-        if sw is not None and is_nonempty_check(ir, sw[1], sw[0]):
-            return True
-        if value_discarded(ir, name):
-            return True
-        return selected_only_when(ir, name, lambda c: is_nonempty_check(ir, c, x))
 
     @staticmethod
     def _source(ir, x) -> str:

@@ -1,12 +1,20 @@
 """GF008 exp-overflow (report-only; clamp as an unsafe fix)."""
 from __future__ import annotations
 
+import math
+
 from graphfix.analysis.dtypes import is_float
 from graphfix.guards import clone_with
 from graphfix.passes import Rule
 
 # A little under log(max finite) per dtype: exp() stays finite below it.
 LIMIT = {1: 88.0, 2: 709.0, 19: 11.0, 14: 88.0}
+
+
+def clamped_after(ir, name: str) -> bool:
+    """Every consumer of ``name`` clips or min/maxes it right away."""
+    cons = ir.consumers(name)
+    return bool(cons) and all(ir.op(dst) in ("Minimum", "Maximum", "ClipByValue") for dst, _ in cons)
 
 
 class ExpOverflow(Rule):
@@ -16,6 +24,13 @@ class ExpOverflow(Rule):
         Reports ``Exp`` of a value with no upper bound on the loss path:
         unnormalised logits in a hand-written softmax or ``log(sum(exp(x)))``,
         an exponentiated network output (a rate, a variance).
+
+        Fires only when fed data reaches the ``exp`` through ops that do not
+        bound it (placeholders, input pipelines), or the graph bounds it above
+        the overflow point; not for ``exp`` of a learned variable alone
+        (``exp(-s) * loss + s`` uncertainty weighting), a max-subtracted or
+        ``-|x|`` argument (TensorFlow's stable softmax and sigmoid
+        cross-entropy), or an ``exp`` clipped right after.
 
     Why is this bad:
         float32 ``exp`` overflows to inf above ~88.7; the loss becomes inf or
@@ -47,8 +62,14 @@ class ExpOverflow(Rule):
         for name in facts.nodes_of("Exp"):
             if not is_float(ir, name) or not facts.feeds_loss(name):
                 continue
-            if name in ctx.covered or facts.ranges.bounded_above(ir.input(name, 0)):
+            x = ir.input(name, 0)
+            if name in ctx.covered or facts.ranges.bounded_above(x) or clamped_after(ir, name):
                 continue
+            v = facts.ranges.value(x)
+            if math.isinf(v.hi) and not v.data:
+                continue  # no fed data reaches it unbounded (exp of a learned scale: uncertainty weighting)
+            if not facts.nonfinite_reaches_loss((name, 0)):
+                continue  # a where keeps only the elements that do not overflow
             res.append(self.finding(ctx, name, f"exp of {ir.input(name, 0)[0]}, which has no upper bound: "
                                     "overflows to inf above ~88 (float32)", guard="clamp"))
         return res

@@ -1,9 +1,13 @@
 """GF009 log-unbounded (report-only; clamp as an unsafe fix)."""
 from __future__ import annotations
 
+import math
+
+from graphfix.analysis.absval import NO
 from graphfix.analysis.dtypes import is_float
 from graphfix.guards import clone_with
 from graphfix.passes import Rule
+from rewrites.exp_overflow import clamped_after
 from rewrites.log_probability import TINY
 
 
@@ -11,10 +15,13 @@ class LogUnbounded(Rule):
     """GF009 log-unbounded
 
     What it does:
-        Reports ``Log`` (``Log1p``) on the loss path whose argument has no
-        lower-bound fact: nothing shows it is > 0 (> -1), it is not a
-        probability GF005 rewrites, and no where guards it.  A mask (GF006)
-        does not count: the kept elements can still reach 0.
+        Reports ``Log`` (``Log1p``) on the loss path whose argument the
+        numeric analysis shows reaches 0 (-1) with ordinary inputs — a ReLU
+        output, a count, ``1 - sigmoid(z)`` at saturation, a bound the graph
+        sets — or gets fed data with no lower bound.  Not a log GF005 rewrites,
+        one a where keeps in its domain, a log of a learned value alone, or a
+        log clipped right after.  A mask (GF006) does not count: the kept
+        elements can still reach 0.
 
     Why is this bad:
         log(0) = -inf and log(x < 0) = NaN; one batch that reaches the edge
@@ -49,8 +56,21 @@ class LogUnbounded(Rule):
             x = ir.input(name, 0)
             # A where (GF003) keeps the argument in its domain; a mask (GF006)
             # only removes the masked-out elements, so the rest still counts.
-            if name in ctx.domain_covered or (r.positive(x) if op == "Log" else r.nonneg(x)):
+            if name in ctx.domain_covered or clamped_after(ir, name):
                 continue
+            v = r.value(x)
+            edge = 0.0 if op == "Log" else -1.0
+            if v.lo > edge or (v.lo == edge and (v.zero == NO if op == "Log" else False)):
+                continue
+            if v.nan:
+                continue  # already NaN upstream: reported where it is born
+            # Ordinary inputs reach the edge (a ReLU, a mask, a saturated sigmoid,
+            # a bound the graph sets), or fed data reaches it unbounded; a log of
+            # a learned value alone, or of a softmax (GF005's), is not reported.
+            reaches = (v.reaches_zero() if op == "Log" else False) or \
+                (v.lo < edge and (not math.isinf(v.lo) or v.data))
+            if not reaches or not facts.nonfinite_reaches_loss((name, 0)):
+                continue  # (a where that keeps only the elements in the domain removes it)
             res.append(self.finding(ctx, name, f"{op} of {x[0]}, which nothing bounds below: "
                                     "log(0) = -inf", guard="clamp"))
         return res

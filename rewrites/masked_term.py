@@ -26,12 +26,14 @@ def mask_sites(ir, facts, mul: str):
     for wpos, tpos in ((0, 1), (1, 0)):
         w, term = ins[wpos], ins[tpos]
         if ranges.positive(w) or not (ranges.mask_like(w) or ranges.data_only(w)):
-            continue
+            continue  # a random draw (eps of a reparameterisation) or a learned weight is no mask
         cone = private_cone(ir, term[0], mul, facts.grad_scopes.is_gradient_node)
         if not cone:
             continue
-        sites = singular_sites(ir, ranges, cone,
-                               lambda t, w=w: sanitized_by(ir, t, lambda c: _is_nonzero_test(ir, c, w), True))
+        sites = [s for s in singular_sites(ir, ranges, cone,
+                                           lambda t, w=w: sanitized_by(ir, t, lambda c: _is_nonzero_test(ir, c, w),
+                                                                       True))
+                 if facts.on_gradient_path(s[0])]
         if sites:
             res.append((wpos, tpos, sites))
     return res
@@ -76,6 +78,8 @@ class MaskedTerm(Rule):
     def match(self, ctx):
         ir, facts = ctx.ir, ctx.facts
         res = []
+        if not facts.gradient_taken:
+            return res  # reported where a gradient is taken (noise policy, as GF003/GF004)
         for name in facts.nodes_of("Mul"):
             if not is_float(ir, name) or not facts.feeds_loss(name):
                 continue

@@ -3,10 +3,43 @@ from __future__ import annotations
 
 from graphfix.analysis.consts import const_scalar
 from graphfix.analysis.dtypes import is_float
+from graphfix.analysis.guards import strip
 from graphfix.guards import clone_with
 from graphfix.passes import Rule
 
 ROOTS = ("Sqrt", "Rsqrt", "EuclideanNorm", "Pow")
+
+
+_SQUARES = frozenset({"Square", "SquaredDifference", "Abs", "L2Loss"})
+_SUMS = frozenset({"Sum", "Mean", "Add", "AddV2", "AddN", "Identity", "Reshape", "Squeeze", "ExpandDims", "Cast"})
+
+
+def _sum_of_squares(ir, t) -> bool:
+    """``t`` sums squares (``reduce_sum(square(a - b))``, ``x * x``, a mean of them)."""
+    todo, seen = [strip(ir, t)], set()
+    while todo:
+        cur = todo.pop()
+        if cur in seen:
+            continue
+        seen.add(cur)
+        op = ir.op(cur[0])
+        ins = ir.inputs(cur[0])
+        if op in _SQUARES or (op == "Mul" and len(ins) == 2 and strip(ir, ins[0]) == strip(ir, ins[1])):
+            return True
+        if op in _SUMS:
+            todo.extend(strip(ir, x) for x in (ins if op.startswith("Add") else ins[:1]))
+    return False
+
+
+def _sqrt_of_exp(ir, facts, name) -> bool:
+    """``sqrt(exp(x))`` where only the sqrt reads the exp: exactly ``exp(x / 2)``."""
+    if ir.op(name) != "Sqrt":
+        return False
+    e = ir.input(name, 0)
+    if ir.op(e[0]) != "Exp":
+        return False
+    grad = facts.grad_scopes.is_gradient_node
+    return all(dst == name or grad(dst) for dst, _ in ir.consumers(e[0]))
 
 
 def _fractional_pow(ir, name) -> bool:
@@ -33,15 +66,25 @@ class SafeNorm(Rule):
         d = tf.norm(anchor - positive, axis=1)
         loss = tf.reduce_mean(tf.maximum(d - tf.norm(anchor - negative, axis=1) + 1.0, 0))
 
+        Also the square root of an ``exp`` that underflows to exactly 0 below
+        ~-87 in float32, as in a VAE's ``eps * sqrt(exp(log_var))``: the
+        non-finite gradient is born in the ``sqrt``, so that is what gets
+        repaired, not the product around it.  Reported only where a gradient
+        is taken.
+
     Fix:
         The safe norm: ``tf.where(s > 0, tf.sqrt(tf.where(s > 0, s, 1)), 0)``
         (``EuclideanNorm`` is expanded to ``Sqrt(Sum(Square(x)))`` first).
+        ``sqrt(exp(x))`` read nowhere else becomes ``exp(x / 2)``: the same
+        value, and a gradient that is never inf.
 
     Fix safety:
         Safe.  For s > 0 the same ``Sqrt`` runs on the same value, so value and
         gradient are bit-for-bit unchanged (``EuclideanNorm``: within float
         rounding, since it becomes an explicit sum of squares); at s == 0 the
-        value is 0 and the gradient 0 instead of NaN.
+        value is 0 and the gradient 0 instead of NaN.  ``exp(x / 2)`` equals
+        ``sqrt(exp(x))`` within float rounding (it is exact where ``exp(x)``
+        does not underflow or overflow, and finite where it does).
     """
 
     code = "GF004"
@@ -54,9 +97,11 @@ class SafeNorm(Rule):
         ir, facts = ctx.ir, ctx.facts
         r = facts.ranges
         res = []
+        if not facts.gradient_taken:
+            return res  # a gradient-only hazard
         for name in facts.nodes_of(*ROOTS):
             op = ir.op(name)
-            if not is_float(ir, name) or not facts.feeds_loss(name):
+            if not is_float(ir, name) or not facts.feeds_loss(name) or not facts.on_gradient_path(name):
                 continue
             if op == "Pow" and not _fractional_pow(ir, name):
                 continue
@@ -66,16 +111,32 @@ class SafeNorm(Rule):
             if op == "EuclideanNorm":
                 if r.positive(s):
                     continue
-            elif not r.nonneg(s) or r.positive(s):
-                continue
+            else:
+                v = r.value(s)
+                if not v.nonneg or v.positive:
+                    continue
+                # 0 is reached by ordinary inputs (a ReLU, an exp that underflows),
+                # or the value is a sum of squares (a norm of a difference or a row).
+                if not v.reaches_zero() and not _sum_of_squares(ir, s):
+                    continue
+            guard = "exp-half" if _sqrt_of_exp(ir, facts, name) else "safe-norm"
             res.append(self.finding(ctx, name, f"{op} of {s[0]}, which is non-negative and can be exactly 0: "
-                                    "the gradient there is inf * 0 = NaN", guard="safe-norm"))
+                                    "the gradient there is inf * 0 = NaN", guard=guard))
         return res
 
     def fix(self, ctx, finding):
         ir = ctx.ir
         node = finding.node
         op = ir.op(node)
+        if finding.guard == "exp-half":
+            e = ir.input(node, 0)[0]
+            x_t = ir.input(e, 0)
+
+            def half(b):
+                x = b.input(x_t)
+                return b.clone(e, [b.tf.multiply(x, b.tf.constant(0.5, x.dtype), name="half")])[0]
+
+            return self.replace_node(ctx, node, half, region=[node, e])
 
         def build(b):
             tf = b.tf

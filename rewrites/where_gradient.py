@@ -23,7 +23,7 @@ def where_sites(ir, facts, select: str):
         def ok(t, keep_when=keep_when):
             return sanitized_by(ir, t, lambda c: strip(ir, c) == strip(ir, cond), keep_when)
 
-        sites = singular_sites(ir, facts.ranges, cone, ok)
+        sites = [s for s in singular_sites(ir, facts.ranges, cone, ok) if facts.on_gradient_path(s[0])]
         if sites:
             res.append((pos, sites))
     return res
@@ -56,6 +56,13 @@ class WhereGradient(Rule):
         branch is discarded —
         ``tf.where(p > 0, p * tf.math.log(tf.where(p > 0, p, 1)), 0)``.
 
+        Reported only where a gradient is taken (the graph holds a
+        ``tf.gradients`` subgraph that differentiates the op, or ``--loss``
+        names the loss): ``tf.metrics``' ``where(count > 0, total / count, 0)``
+        in an evaluation graph is fine.  A branch the numeric analysis shows
+        stays in the op's domain (``where(p > 0, log(where(p > 0, p, 1)), 0)``)
+        is not a hazard.
+
     Fix safety:
         Safe.  The inner where only changes elements the outer where throws
         away, so the loss is bit-for-bit unchanged and so are the gradients
@@ -71,6 +78,8 @@ class WhereGradient(Rule):
     def match(self, ctx):
         ir, facts = ctx.ir, ctx.facts
         res = []
+        if not facts.gradient_taken:
+            return res  # a gradient-only hazard: nothing differentiates this graph
         for name in facts.nodes_of("Select", "SelectV2"):
             if not is_float(ir, name) or not facts.feeds_loss(name):
                 continue

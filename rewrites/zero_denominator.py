@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from graphfix.analysis.dtypes import is_float
 from graphfix.analysis.guards import size_source, strip
+from graphfix.analysis.ranges import VARIABLE_OPS
 from graphfix.guards import div_no_nan
 from graphfix.passes import Rule
 
@@ -11,9 +12,13 @@ NORMS = ("Sqrt", "EuclideanNorm")
 
 
 def denominator_kind(ir, facts, num, den) -> str | None:
-    """Why ``den`` can be exactly 0: a count, a mask sum, a norm; None if it cannot."""
+    """Why ``den`` can be exactly 0 on an ordinary batch — a count, a mask sum, a
+    norm, a learned scale, an underflow — or None when the analysis shows it
+    cannot (or can only if an input of unknown value is itself exactly 0, like
+    a ``keep_prob`` placeholder)."""
     r = facts.ranges
-    if r.positive(den):
+    v = r.value(den)
+    if v.positive or not v.may_be_zero():
         return None
     d = strip(ir, den)
     while ir.op(d[0]) in ("Cast", "Identity"):
@@ -21,19 +26,23 @@ def denominator_kind(ir, facts, num, den) -> str | None:
     op = ir.op(d[0])
     src = size_source(ir, d)
     if src is not None:
-        return "an element count" if src in facts.empty else None
+        return "an element count" if facts.may_be_empty(src) else None
+    if op in NORMS and r.nonneg(ir.input(d[0], 0) if op == "Sqrt" else d):
+        return "a norm"
     if op in ("Sum", "Mean"):
         m = ir.input(d[0], 0)
         if r.mask_like(m):
             return "a mask sum"
         if (r.nonneg(m) or r.data_only(m)) and _factor_of(ir, num, m):
-            return "the sum of the weights that also scale the numerator"
+            return "the sum of weights that also scale the numerator"
         if ir.op(strip(ir, m)[0]) == "Mul":
             factors = ir.inputs(strip(ir, m)[0])[:2]
-            if any(r.mask_like(f) or (r.data_only(f) and not r.positive(f)) for f in factors):
+            if any(r.mask_like(f) for f in factors):
                 return "a masked sum (every weight can be 0)"
-    if op in NORMS and r.nonneg(ir.input(d[0], 0) if op == "Sqrt" else d):
-        return "a norm"
+    if op in VARIABLE_OPS:
+        return "a learned scale that training can drive to 0"
+    if v.reaches_zero():
+        return f"a value the analysis shows can be exactly 0 ({op} {d[0]})"
     return None
 
 
@@ -64,8 +73,12 @@ class ZeroDenominator(Rule):
         Finds a division whose denominator is a count that can be 0: the sum
         of a mask (``tf.sequence_mask``, ``tf.cast(labels > 0)``,
         ``tf.math.count_nonzero``), the sum of the weights that also scale
-        the numerator, the size of a possibly empty tensor, or a vector norm
-        (``x / tf.norm(x)``).  Also ``x * tf.math.reciprocal(count)``.
+        the numerator, the size of a possibly empty tensor, a vector norm
+        (``x / tf.norm(x)``), a learned scale (``x / w``), or any value the
+        numeric analysis shows reaches exactly 0 (a ReLU output, an ``exp``
+        that underflows).  Also ``x * tf.math.reciprocal(count)``.  Not a
+        division by something that is 0 only if a fed hyperparameter is
+        (``x / keep_prob``), nor a max-subtracted softmax's sum (>= 1).
 
     Why is this bad:
         On an all-padding batch (or an empty mask, or a zero vector) the
@@ -113,7 +126,9 @@ class ZeroDenominator(Rule):
             why = denominator_kind(ir, facts, num, den)
             if why is None:
                 continue
-            res.append(self.finding(ctx, name, f"divides by {den[0]}, {why} that can be 0: 0/0 = NaN",
+            if not facts.nonfinite_reaches_loss((name, 0)) and not facts.on_gradient_path(name):
+                continue  # a where discards the quotient where den == 0 and no gradient flows through it
+            res.append(self.finding(ctx, name, f"divides by {den[0]} ({why}), which can be 0: x/0 = inf, 0/0 = NaN",
                                     guard="div_no_nan"))
         return res
 

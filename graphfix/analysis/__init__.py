@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from graphfix.analysis import controlflow, emptiness, gradpath, loss, ranges
+from graphfix.analysis import controlflow, gradpath, loss, numeric, ranges
 
 
 class Facts:
@@ -22,10 +22,6 @@ class Facts:
     @property
     def losses(self) -> list[str]:
         return self._losses[0]
-
-    @property
-    def loss_source(self) -> str:
-        return self._losses[1]
 
     @functools.cached_property
     def seeds(self) -> list[tuple[str, str]]:
@@ -50,8 +46,72 @@ class Facts:
         return name in anc and not self.grad_scopes.is_gradient_node(name)
 
     @functools.cached_property
-    def empty(self) -> set[tuple[str, int]]:
-        return emptiness.may_be_empty(self.ir)
+    def numeric(self) -> numeric.Numeric:
+        """The numeric abstract interpretation of this IR version."""
+        return numeric.Numeric(self.ir)
+
+    def may_be_empty(self, t) -> bool:
+        return self.numeric.value(t).empty
+
+    @property
+    def gradient_taken(self) -> bool:
+        """A gradient is computed in this graph (a ``tf.gradients`` subgraph),
+        or the user named the loss to differentiate (``--loss``)."""
+        return bool(self.seeds) or bool(self._given_losses)
+
+    @functools.cached_property
+    def _learned(self) -> set[str]:
+        """Nodes a variable feeds (what a gradient can flow back from)."""
+        ir = self.ir
+        res: set[str] = set()
+        for n in ir.topo_order():
+            if ir.op(n) in ranges.VARIABLE_OPS or any(s in res for s, _ in ir.inputs(n)):
+                res.add(n)
+        return res
+
+    def on_gradient_path(self, name: str) -> bool:
+        """``name``'s gradient is computed: in a training graph it has a
+        gradient scope (or is a guard graphfix built on one); with only
+        ``--loss``, it feeds the loss (the user differentiates it, maybe with
+        respect to the inputs)."""
+        if not self.gradient_taken or self.grad_scopes.is_gradient_node(name):
+            return False
+        if self.seeds:
+            return name in self._learned and (self.grad_scopes.has_scope(name) or "/graphfix/" in name)
+        return self.feeds_loss(name)
+
+    def nan_reaches_loss(self, t) -> bool:
+        """A NaN in tensor ``t`` flows on to a loss (or, with no loss known, to
+        a sink): followed forward through every consumer whose value may be
+        NaN, stopping where the analysis shows a guard removes it."""
+        return self._reaches_loss(t, lambda v: v.nan)
+
+    def nonfinite_reaches_loss(self, t) -> bool:
+        """Like :meth:`nan_reaches_loss`, for a NaN or an infinity."""
+        return self._reaches_loss(t, lambda v: not v.finite)
+
+    def _reaches_loss(self, t, bad) -> bool:
+        num = self.numeric
+        losses = {x.rsplit(":", 1)[0] for x in self.losses}
+        ir = self.ir
+        stack, seen = [t], {t}
+        while stack:
+            cur = stack.pop()
+            if cur[0] in losses:
+                return True
+            cons = ir.consumers(cur[0], cur[1])
+            if not cons and not losses and not self.grad_scopes.is_gradient_node(cur[0]):
+                return True
+            for dst, _ in cons:
+                if self.grad_scopes.is_gradient_node(dst):
+                    continue
+                num.value((dst, 0))
+                for k in range(len(num._vals[dst])):
+                    nxt = (dst, k)
+                    if nxt not in seen and bad(num.value(nxt)):
+                        seen.add(nxt)
+                        stack.append(nxt)
+        return False
 
     @functools.cached_property
     def in_loop(self) -> set[str]:
@@ -73,4 +133,4 @@ class Facts:
 
     @functools.cached_property
     def ranges(self) -> ranges.Ranges:
-        return ranges.Ranges(self.ir)
+        return ranges.Ranges(self.ir, self.numeric)

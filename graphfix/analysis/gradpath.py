@@ -34,6 +34,10 @@ class GradScopes:
                         self.scopes[(gp, rest[:i])].append(name)
                     break
 
+    def has_scope(self, fwd: str) -> bool:
+        """Some ``tf.gradients`` call differentiated forward op ``fwd``."""
+        return any((gp, fwd) in self.scopes for gp in self.prefixes)
+
     def scope(self, prefix: str, fwd: str) -> list[str]:
         return self.scopes.get((prefix, fwd), [])
 

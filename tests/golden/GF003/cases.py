@@ -4,6 +4,16 @@ from tests.golden.common import graph
 
 def entropy_where_log(tf):
     with graph(tf) as g:
+        x = tf.compat.v1.placeholder(tf.float32, [4], name="x")
+        w = tf.compat.v1.get_variable("w", [], initializer=tf.constant_initializer(1.0), use_resource=False)
+        p = tf.multiply(x, w, name="p")
+        tf.identity(-tf.reduce_sum(tf.where(p > 0, p * tf.math.log(p), tf.zeros_like(p))), name="loss")
+    return g.as_graph_def()
+
+
+def where_log_no_gradient(tf):
+    """The same term in a graph nothing differentiates (an evaluation graph): clean."""
+    with graph(tf) as g:
         p = tf.compat.v1.placeholder(tf.float32, [4], name="p")
         tf.identity(-tf.reduce_sum(tf.where(p > 0, p * tf.math.log(p), tf.zeros_like(p))), name="loss")
     return g.as_graph_def()
@@ -28,7 +38,8 @@ def where_sqrt_sgd(tf):
 
 
 CASES = {
-    "entropy_where_log": (entropy_where_log, {}),
+    "entropy_where_log": (entropy_where_log, {"losses": ["loss:0"]}),
+    "where_log_no_gradient": (where_log_no_gradient, {}),
     "double_where_is_safe": (double_where_is_safe, {}),
     "where_sqrt_sgd": (where_sqrt_sgd, {}),
 }

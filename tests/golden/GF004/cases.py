@@ -4,7 +4,9 @@ from tests.golden.common import graph
 
 def triplet_norm(tf):
     with graph(tf) as g:
-        a = tf.compat.v1.placeholder(tf.float32, [3, 4], name="anchor")
+        x = tf.compat.v1.placeholder(tf.float32, [3, 4], name="anchor_in")
+        w = tf.compat.v1.get_variable("w", [4, 4], initializer=tf.constant_initializer(0.5), use_resource=False)
+        a = tf.matmul(x, w, name="anchor")
         p = tf.compat.v1.placeholder(tf.float32, [3, 4], name="positive")
         tf.identity(tf.reduce_mean(tf.norm(a - p, axis=1)), name="loss")
     return g.as_graph_def()
@@ -18,6 +20,6 @@ def eps_norm_is_safe(tf):
 
 
 CASES = {
-    "triplet_norm": (triplet_norm, {}),
+    "triplet_norm": (triplet_norm, {"losses": ["loss:0"]}),
     "eps_norm_is_safe": (eps_norm_is_safe, {}),
 }
