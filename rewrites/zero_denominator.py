@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from graphfix.analysis.dtypes import is_float
 from graphfix.analysis.guards import size_source, strip
-from graphfix.analysis.ranges import VARIABLE_OPS
 from graphfix.guards import div_no_nan
 from graphfix.passes import Rule
 
@@ -39,7 +38,7 @@ def denominator_kind(ir, facts, num, den) -> str | None:
             factors = ir.inputs(strip(ir, m)[0])[:2]
             if any(r.mask_like(f) for f in factors):
                 return "a masked sum (every weight can be 0)"
-    if op in VARIABLE_OPS:
+    if v.learned and not v.data:
         return "a learned scale that training can drive to 0"
     if v.reaches_zero():
         return f"a value the analysis shows can be exactly 0 ({op} {d[0]})"

@@ -61,6 +61,7 @@ class Numeric:
         self.ir = ir
         self._vals: dict[str, list[AbsVal]] = {}
         self._nouts: dict[str, int] = {}
+        self._trained: set[str] | None = None
 
     # ------------------------------------------------------------ queries
     def value(self, t) -> AbsVal:
@@ -167,6 +168,22 @@ class Numeric:
             n = min(n, 1 << 16)
             self._nouts[name] = n
         return n
+
+    def trained(self, name: str) -> bool:
+        """``name`` (a variable, its handle or a read of it) is updated by an optimizer's apply op."""
+        if self._trained is None:
+            ir = self.ir
+            res = set()
+            for n in ir.names():
+                op = ir.op(n)
+                if op.startswith(("Apply", "ResourceApply", "SparseApply", "ResourceSparseApply")):
+                    ins = ir.inputs(n)
+                    if ins:
+                        res.add(strip(ir, ins[0])[0])
+            self._trained = res
+        if self.op(name) == "ReadVariableOp":
+            name = self.ir.input(name, 0)[0]
+        return name in self._trained
 
     def same_input(self, name: str) -> bool:
         ins = self.ir.inputs(name)

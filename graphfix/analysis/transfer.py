@@ -84,10 +84,12 @@ def placeholder_with_default(ev, name, ins) -> AbsVal:
 
 
 def variable(ev, name, ins) -> AbsVal:
+    """A variable's value is unknown; ``learned`` when an optimizer trains it
+    (training can drive it anywhere, 0 included), not for moving averages."""
     dt = ev.dtype(name)
     from graphfix.analysis.absval import top_for
 
-    return top_for(dt, learned=True)
+    return top_for(dt, learned=ev.trained(name))
 
 
 def data_source(ev, name, ins):

@@ -272,3 +272,5 @@ from . import gan  # noqa: E402,F401
 from . import softmax_ce  # noqa: E402,F401
 from . import masked  # noqa: E402,F401
 from . import safe  # noqa: E402,F401
+from . import stable_forms  # noqa: E402,F401
+from . import reach  # noqa: E402,F401

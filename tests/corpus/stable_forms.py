@@ -1,0 +1,305 @@
+"""Safe by construction, each in two forms: the stable forms and guards real
+code uses, which a pattern-based checker flags (issue #11's false-alarm
+classes).  The numeric analysis must show each safe: no finding, the graph
+comes out byte-identical, and the trigger feed (the input that would break
+the unguarded version) stays finite.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from . import Built, dense, get_var, placeholder, register
+
+BATCH, FEAT, K = 6, 5, 4
+
+
+def _xy(seed, k=K, positive=None):
+    rs = np.random.RandomState(seed)
+    feeds = {"inputs/x:0": rs.randn(BATCH, FEAT).astype(np.float32),
+             "inputs/y:0": np.eye(k, dtype=np.float32)[rs.randint(0, k, BATCH)]}
+    return feeds
+
+
+def _head(k=K, scope="net"):
+    x = placeholder("x", [BATCH, FEAT])
+    y = placeholder("y", [BATCH, k])
+    h = dense(x, 8, f"{scope}/hidden", activation=tf.nn.relu)
+    return x, y, dense(h, k, f"{scope}/logits")
+
+
+# --- max-subtracted softmax: its sum is >= 1 ----------------------------------
+
+@register("safe_stable_softmax_max_shift_adam")
+def safe_stable_softmax_max_shift_adam():
+    _, y, z = _head()
+    e = tf.exp(z - tf.reduce_max(z, axis=1, keepdims=True))
+    p = e / tf.reduce_sum(e, axis=1, keepdims=True)
+    loss = tf.reduce_mean(tf.reduce_sum(tf.square(p - y), axis=1), name="loss")
+    train = tf.compat.v1.train.AdamOptimizer(1e-3).minimize(loss, name="train")
+    normal = _xy(1)
+    trigger = dict(normal, **{"inputs/x:0": normal["inputs/x:0"] * 1e4})
+    return Built(loss, train, normal, trigger, "hand-written softmax exp(z - max z) / sum(...): the sum is >= 1")
+
+
+@register("safe_stable_attention_stop_gradient_max_momentum")
+def safe_stable_attention_stop_gradient_max_momentum():
+    x, y, z = _head()
+    m = tf.stop_gradient(tf.reduce_max(z, axis=-1, keepdims=True))
+    e = tf.exp(z - m)
+    attn = tf.math.truediv(e, tf.reduce_sum(e, axis=-1, keepdims=True), name="attention")
+    out = tf.reduce_sum(attn * y, axis=1)
+    lse = tf.squeeze(m, 1) + tf.math.log(tf.reduce_sum(e, axis=-1))
+    loss = tf.reduce_mean(tf.square(out - 1.0) + 0.01 * lse, name="loss")
+    train = tf.compat.v1.train.MomentumOptimizer(1e-3, 0.9).minimize(loss, name="train")
+    normal = _xy(2)
+    trigger = dict(normal, **{"inputs/x:0": normal["inputs/x:0"] * 1e4})
+    return Built(loss, train, normal, trigger, "attention weights and logsumexp with a stop-gradient max shift")
+
+
+# --- sigmoid cross-entropy: exp(-|x|) <= 1 -------------------------------------
+
+@register("safe_stable_sigmoid_xent_sgd")
+def safe_stable_sigmoid_xent_sgd():
+    _, y, z = _head()
+    loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=z), name="loss")
+    train = tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(loss, name="train")
+    normal = _xy(3)
+    trigger = dict(normal, **{"inputs/x:0": normal["inputs/x:0"] * 1e4})
+    return Built(loss, train, normal, trigger, "tf.nn.sigmoid_cross_entropy_with_logits: exp(where(z >= 0, -z, z))")
+
+
+@register("safe_stable_sigmoid_xent_by_hand_adam")
+def safe_stable_sigmoid_xent_by_hand_adam():
+    _, y, z = _head()
+    per = tf.nn.relu(z) - z * y + tf.math.log1p(tf.exp(-tf.abs(z)))
+    loss = tf.reduce_mean(per, name="loss")
+    train = tf.compat.v1.train.AdamOptimizer(1e-3).minimize(loss, name="train")
+    normal = _xy(4)
+    trigger = dict(normal, **{"inputs/x:0": normal["inputs/x:0"] * 1e4})
+    return Built(loss, train, normal, trigger, "sigmoid cross-entropy by hand: relu(z) - z*y + log1p(exp(-|z|))")
+
+
+# --- division by a power of two --------------------------------------------------
+
+@register("safe_stable_pow2_scale_sgd")
+def safe_stable_pow2_scale_sgd():
+    _, y, z = _head()
+    scaled = z / tf.pow(2.0, -3.0)
+    loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=y, logits=scaled / 8.0), name="loss")
+    train = tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(loss, name="train")
+    normal = _xy(5)
+    return Built(loss, train, normal, dict(normal), "logits / pow(2, -3): a constant power of two")
+
+
+@register("safe_stable_pow2_loss_scale_adam")
+def safe_stable_pow2_loss_scale_adam():
+    _, y, z = _head()
+    scale = tf.pow(tf.constant(2.0), tf.negative(tf.constant(4.0)), name="loss_scale")
+    xent = tf.nn.softmax_cross_entropy_with_logits(labels=y, logits=z)
+    loss = tf.math.truediv(tf.reduce_mean(xent) * scale, scale, name="loss")
+    train = tf.compat.v1.train.AdamOptimizer(1e-3).minimize(loss, name="train")
+    normal = _xy(6)
+    return Built(loss, train, normal, dict(normal), "loss scaled and unscaled by pow(2, -4)")
+
+
+# --- a metric's where(count > 0, total / count, 0) in a graph nothing differentiates
+
+def _streaming_mean(values, scope):
+    with tf.compat.v1.variable_scope(scope):
+        total = get_var("total", [], tf.compat.v1.zeros_initializer(), trainable=False)
+        count = get_var("count", [], tf.compat.v1.zeros_initializer(), trainable=False)
+        update = tf.group(total.assign_add(tf.reduce_sum(values)),
+                          count.assign_add(tf.cast(tf.size(values), tf.float32)), name="update")
+        value = tf.where(count > 0, tf.math.truediv(total, count), 0.0, name="value")
+    return value, update
+
+
+@register("safe_stable_metric_mean_eval")
+def safe_stable_metric_mean_eval():
+    _, y, z = _head()
+    xent = tf.nn.softmax_cross_entropy_with_logits(labels=y, logits=z)
+    value, _ = _streaming_mean(xent, "metrics/mean_xent")
+    loss = tf.add(tf.reduce_mean(xent), value, name="loss")
+    return Built(loss, None, _xy(7), _xy(7), "tf.metrics.mean's where(count > 0, total / count, 0), evaluation only")
+
+
+@register("safe_stable_metric_accuracy_eval")
+def safe_stable_metric_accuracy_eval():
+    _, y, z = _head()
+    hit = tf.cast(tf.equal(tf.argmax(z, 1), tf.argmax(y, 1)), tf.float32)
+    value, _ = _streaming_mean(hit, "metrics/accuracy")
+    xent = tf.nn.softmax_cross_entropy_with_logits(labels=y, logits=z)
+    loss = tf.add(tf.reduce_mean(xent), value, name="loss")
+    return Built(loss, None, _xy(8), _xy(8), "a streaming accuracy where(count > 0, total / count, 0)")
+
+
+# --- the old dropout: x / keep_prob * floor(keep_prob + U) ----------------------
+
+def _dropout(h, keep_prob):
+    noise = keep_prob + tf.random.uniform(tf.shape(h), seed=7)
+    return h / keep_prob * tf.floor(noise)
+
+
+@register("safe_stable_dropout_placeholder_keep_prob_adam")
+def safe_stable_dropout_placeholder_keep_prob_adam():
+    x = placeholder("x", [BATCH, FEAT])
+    y = placeholder("y", [BATCH, K])
+    keep = tf.compat.v1.placeholder_with_default(1.0, [], name="keep_prob")
+    h = _dropout(dense(x, 8, "net/hidden", activation=tf.nn.relu), keep)
+    z = dense(h, K, "net/logits")
+    loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=y, logits=z), name="loss")
+    train = tf.compat.v1.train.AdamOptimizer(1e-3).minimize(loss, name="train")
+    return Built(loss, train, _xy(9), _xy(9), "the old tf.nn.dropout with a keep_prob placeholder (default 1)")
+
+
+@register("safe_stable_dropout_const_keep_prob_sgd")
+def safe_stable_dropout_const_keep_prob_sgd():
+    x = placeholder("x", [BATCH, FEAT])
+    y = placeholder("y", [BATCH, K])
+    h = _dropout(dense(x, 8, "net/hidden", activation=tf.nn.relu), tf.constant(0.5))
+    z = dense(h, K, "net/logits")
+    loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=y, logits=z), name="loss")
+    train = tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(loss, name="train")
+    return Built(loss, train, _xy(10), _xy(10), "the old dropout with a constant keep_prob")
+
+
+# --- a mean inside cond(size(sel) > 0, ...), an element-wise op in between --------
+
+def _selection():
+    x, y, z = _head()
+    err = tf.reduce_sum(tf.square(z - y), axis=1)
+    positive = placeholder("positive", [BATCH], tf.bool)
+    return err, tf.boolean_mask(err, positive)
+
+
+def _feeds_positive(seed):
+    normal = _xy(seed)
+    normal["inputs/positive:0"] = np.array([1, 0, 1, 0, 0, 1], bool)
+    return normal, dict(normal, **{"inputs/positive:0": np.zeros(BATCH, bool)})
+
+
+@register("safe_stable_cond_size_square_mean_adam")
+def safe_stable_cond_size_square_mean_adam():
+    err, sel = _selection()
+    term = tf.compat.v1.cond(tf.size(sel) > 0, lambda: tf.reduce_mean(tf.square(sel)), lambda: tf.constant(0.0))
+    loss = tf.add(tf.reduce_mean(err), term, name="loss")
+    train = tf.compat.v1.train.AdamOptimizer(1e-3).minimize(loss, name="train")
+    return Built(loss, train, *_feeds_positive(11), "cond(size(sel) > 0, mean(square(sel)), 0)")
+
+
+@register("safe_stable_cond_size_abs_rows_momentum")
+def safe_stable_cond_size_abs_rows_momentum():
+    err, sel = _selection()
+    term = tf.compat.v1.cond(tf.greater(tf.size(sel), 0), lambda: tf.reduce_mean(tf.abs(sel) * 2.0),
+                             lambda: tf.zeros([]))
+    loss = tf.add(tf.reduce_mean(err), term, name="loss")
+    train = tf.compat.v1.train.MomentumOptimizer(1e-3, 0.9).minimize(loss, name="train")
+    return Built(loss, train, *_feeds_positive(12), "cond(size(sel) > 0, mean(abs(sel) * 2), 0)")
+
+
+# --- Keras-style switch: the mean computed outside the guard ---------------------
+
+@register("safe_stable_switch_where_mean_outside_adam")
+def safe_stable_switch_where_mean_outside_adam():
+    err, sel = _selection()
+    m = tf.reduce_mean(sel)
+    term = tf.where(tf.size(sel) > 0, m, 0.0)
+    loss = tf.add(tf.reduce_mean(err), term, name="loss")
+    train = tf.compat.v1.train.AdamOptimizer(1e-3).minimize(loss, name="train")
+    return Built(loss, train, *_feeds_positive(13), "where(size(sel) > 0, mean(sel), 0) with the mean outside")
+
+
+@register("safe_stable_switch_cond_mean_outside_sgd")
+def safe_stable_switch_cond_mean_outside_sgd():
+    err, sel = _selection()
+    m = tf.reduce_mean(sel)
+    term = tf.compat.v1.cond(tf.size(sel) > 0, lambda: m, lambda: tf.constant(0.0))
+    loss = tf.add(tf.reduce_mean(err), term, name="loss")
+    train = tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(loss, name="train")
+    return Built(loss, train, *_feeds_positive(14), "K.switch(size(sel) > 0, mean, 0): cond over a mean made outside")
+
+
+# --- an epsilon added only where the count is 0 ---------------------------------
+
+def _masked_sum():
+    x, y, z = _head()
+    lengths = placeholder("lengths", [BATCH], tf.int32)
+    mask = tf.cast(tf.sequence_mask(lengths, K), tf.float32)
+    per = tf.square(z - y) * mask
+    return tf.reduce_sum(per), tf.reduce_sum(mask)
+
+
+def _feeds_lengths(seed):
+    normal = _xy(seed)
+    normal["inputs/lengths:0"] = np.array([4, 2, 3, 1, 4, 2], np.int32)
+    return normal, dict(normal, **{"inputs/lengths:0": np.zeros(BATCH, np.int32)})
+
+
+@register("safe_stable_eps_where_zero_count_adam")
+def safe_stable_eps_where_zero_count_adam():
+    total, count = _masked_sum()
+    den = count + tf.cast(tf.equal(count, 0.0), tf.float32) * 1e-6
+    loss = tf.math.truediv(total, den, name="loss")
+    train = tf.compat.v1.train.AdamOptimizer(1e-3).minimize(loss, name="train")
+    return Built(loss, train, *_feeds_lengths(15), "sum / (count + eps * cast(count == 0))")
+
+
+@register("safe_stable_where_zero_count_one_sgd")
+def safe_stable_where_zero_count_one_sgd():
+    total, count = _masked_sum()
+    den = tf.where(tf.equal(count, 0.0), tf.ones_like(count), count)
+    loss = tf.math.truediv(total, den, name="loss")
+    train = tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(loss, name="train")
+    return Built(loss, train, *_feeds_lengths(16), "sum / where(count == 0, 1, count)")
+
+
+# --- a where substituting a safe value for invalid entries ------------------------
+
+@register("safe_stable_where_safe_value_log_adam")
+def safe_stable_where_safe_value_log_adam():
+    _, y, z = _head()
+    p = tf.sigmoid(z)
+    valid = p > 0
+    safe = tf.where(valid, p, tf.ones_like(p))
+    loss = tf.negative(tf.reduce_mean(y * tf.math.log(safe)), name="loss")
+    train = tf.compat.v1.train.AdamOptimizer(1e-3).minimize(loss, name="train")
+    normal = _xy(17)
+    trigger = dict(normal, **{"inputs/x:0": normal["inputs/x:0"] * 1e4})
+    return Built(loss, train, normal, trigger, "y * log(where(p > 0, p, 1)): the where keeps log's argument > 0")
+
+
+@register("safe_stable_where_safe_value_sqrt_momentum")
+def safe_stable_where_safe_value_sqrt_momentum():
+    _, y, z = _head()
+    d = tf.reduce_sum(tf.square(z - y), axis=1)
+    nonzero = d > 0
+    dist = tf.where(nonzero, tf.sqrt(tf.where(nonzero, d, tf.ones_like(d))), tf.zeros_like(d))
+    loss = tf.reduce_mean(dist, name="loss")
+    train = tf.compat.v1.train.MomentumOptimizer(1e-3, 0.9).minimize(loss, name="train")
+    return Built(loss, train, _xy(18), _xy(18), "the safe norm: where(d > 0, sqrt(where(d > 0, d, 1)), 0)")
+
+
+# --- uncertainty weighting: exp(-s) * L + s with a learned s ----------------------
+
+@register("safe_stable_uncertainty_weighting_adam")
+def safe_stable_uncertainty_weighting_adam():
+    _, y, z = _head()
+    s = get_var("log_var", [], tf.compat.v1.zeros_initializer())
+    xent = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=y, logits=z))
+    loss = tf.add(tf.exp(-s) * xent, s, name="loss")
+    train = tf.compat.v1.train.AdamOptimizer(1e-3).minimize(loss, name="train")
+    return Built(loss, train, _xy(19), _xy(19), "exp(-s) * L + s (Kendall et al.), s learned")
+
+
+@register("safe_stable_uncertainty_two_tasks_sgd")
+def safe_stable_uncertainty_two_tasks_sgd():
+    _, y, z = _head()
+    s1 = get_var("log_var_cls", [], tf.compat.v1.zeros_initializer())
+    s2 = get_var("log_var_reg", [], tf.compat.v1.zeros_initializer())
+    l1 = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=y, logits=z))
+    l2 = tf.reduce_mean(tf.square(z - y))
+    loss = tf.add_n([0.5 * tf.exp(-2.0 * s1) * l1, s1, tf.exp(-s2) * l2, s2], name="loss")
+    train = tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(loss, name="train")
+    return Built(loss, train, _xy(20), _xy(20), "two-task uncertainty weighting")
