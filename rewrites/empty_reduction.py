@@ -59,7 +59,7 @@ class EmptyReduction(Rule):
                 x = self._sum_over_size(ir, name)
                 if x is not None and facts.may_be_empty(x) and facts.nan_reaches_loss((name, 0)):
                     res.append(self.finding(
-                        ctx, name, f"sum over size of {x[0]}, which is empty when {self._source(ir, x)} selects "
+                        ctx, name, f"sum over size of {x[0]}, which is empty when {self._source(ir, facts, x)} selects "
                                    "nothing: 0/0 = NaN", guard="div_no_nan"))
                 continue
             if ir.op(name) != "Mean":
@@ -71,7 +71,7 @@ class EmptyReduction(Rule):
             # a cond or where on size(x) > 0 around it, or a use of its shape only.
             if not facts.numeric.value((name, 0)).nan or not facts.nan_reaches_loss((name, 0)):
                 continue
-            src = self._source(ir, x)
+            src = self._source(ir, facts, x)
             res.append(self.finding(
                 ctx, name, f"mean over {x[0]}, which is empty when {src} selects nothing: the term is NaN",
                 guard=self.pick_guard(ctx, name)))
@@ -87,19 +87,18 @@ class EmptyReduction(Rule):
         return x if size_source(ir, den) == x else None
 
     @staticmethod
-    def _source(ir, x) -> str:
+    def _source(ir, facts, x) -> str:
+        """The op that makes ``x`` possibly empty (followed back along may-be-empty inputs)."""
         seen = set()
-        stack = [x[0]]
+        stack = [x]
         while stack:
-            n = stack.pop()
-            if n in seen:
+            t = stack.pop()
+            if t[0] in seen:
                 continue
-            seen.add(n)
-            if ir.op(n) in SOURCE_NAMES:
-                return f"{SOURCE_NAMES[ir.op(n)]} ({n})"
-            stack.extend(s for s, _ in ir.inputs(n))
-            if len(seen) > 64:
-                break
+            seen.add(t[0])
+            if ir.op(t[0]) in SOURCE_NAMES:
+                return f"{SOURCE_NAMES[ir.op(t[0])]} ({t[0]})"
+            stack.extend(s for s in ir.inputs(t[0]) if facts.may_be_empty(s))
         return "the selection"
 
     def fix(self, ctx, finding):

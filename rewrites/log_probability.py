@@ -6,44 +6,40 @@ import numpy as np
 from graphfix.analysis.consts import const_scalar
 from graphfix.analysis.dtypes import is_float
 from graphfix.analysis.guards import strip
+from graphfix.analysis.matcher import Pattern, match_any
 from graphfix.guards import clone_with
 from graphfix.passes import Rule
 
-GATHERS = ("Gather", "GatherV2", "GatherNd", "BatchGather")
+GATHERS = ("Gather", "GatherV2", "GatherNd", "ResourceGather")
 _PROB_PASS = ("Identity", "Reshape", "Squeeze", "ExpandDims", "Transpose", "Sum", "Mul", "Max", "Min", "Mean",
               "Select", "SelectV2", "Cast") + GATHERS
 TINY = {1: np.finfo(np.float32).tiny, 2: np.finfo(np.float64).tiny, 19: np.finfo(np.float16).tiny,
         14: np.finfo(np.float32).tiny}
 
 
-def _is_one(ir, t) -> bool:
-    return const_scalar(ir, t) == 1.0
+_LOGITS = Pattern("*", "z")
+_SOFTMAX = Pattern("Softmax", "src", [_LOGITS])
+_SIGMOID = Pattern("Sigmoid", "src", [_LOGITS])
+# log(p) forms with an exact log-domain rewrite, by kind (tried in this order).
+PATTERNS = {
+    "log_softmax": Pattern("Log", "log", [_SOFTMAX]),
+    "log_sigmoid": Pattern("Log", "log", [_SIGMOID]),
+    "log_one_minus_sigmoid": Pattern("Log", "log", [Pattern("Sub", "p", [Pattern("Const", const=lambda k: k == 1.0),
+                                                                         _SIGMOID])]),
+    "gather_log_softmax": Pattern("Log", "log", [Pattern("|".join(GATHERS), "p", [_SOFTMAX])]),
+    "onehot_log_softmax": Pattern("Log", "log", [Pattern("Sum", "p", [
+        Pattern("Mul", "m", [Pattern("OneHot", "onehot"), _SOFTMAX])])]),
+}
 
 
 def pattern(ir, log: str):
     """How ``Log(p)`` can be rewritten exactly: (kind, region, source op, extra)."""
-    p = strip(ir, ir.input(log, 0))
-    op = ir.op(p[0])
-    if op == "Softmax":
-        return "log_softmax", [log, p[0]], p[0], None
-    if op == "Sigmoid":
-        return "log_sigmoid", [log, p[0]], p[0], None
-    if op == "Sub" and _is_one(ir, ir.input(p[0], 0)):
-        s = strip(ir, ir.input(p[0], 1))
-        if ir.op(s[0]) == "Sigmoid":
-            return "log_one_minus_sigmoid", [log, p[0], s[0]], s[0], None
-    if op in GATHERS:
-        s = strip(ir, ir.input(p[0], 0))
-        if ir.op(s[0]) == "Softmax":
-            return "gather_log_softmax", [log, p[0], s[0]], s[0], None
-    if op == "Sum":
-        m = strip(ir, ir.input(p[0], 0))
-        if ir.op(m[0]) == "Mul":
-            a, b = (strip(ir, t) for t in ir.inputs(m[0])[:2])
-            for onehot, sm in ((a, b), (b, a)):
-                if ir.op(onehot[0]) == "OneHot" and ir.op(sm[0]) == "Softmax":
-                    return "onehot_log_softmax", [log, p[0], m[0], sm[0]], sm[0], onehot
-    return None
+    found = match_any(ir, PATTERNS, log)
+    if found is None:
+        return None
+    kind, m = found
+    region = [log] + [m[k][0] for k in ("p", "m") if k in m] + [m["src"][0]]
+    return kind, region, m["src"][0], m.get("onehot")
 
 
 def guarded_elsewhere(ir, facts) -> set[str]:
@@ -61,20 +57,24 @@ def guarded_elsewhere(ir, facts) -> set[str]:
     return res
 
 
-def probability_like(ir, t, depth=0) -> bool:
-    """``t`` is a probability computed by Softmax/Sigmoid (possibly gathered, summed, multiplied)."""
-    t = strip(ir, t)
-    op = ir.op(t[0])
-    if op in ("Softmax", "Sigmoid"):
-        return True
-    if depth > 8:
-        return False
-    if op == "Sub" and _is_one(ir, ir.input(t[0], 0)):
-        return probability_like(ir, ir.input(t[0], 1), depth + 1)
-    if op in _PROB_PASS:
-        ins = ir.inputs(t[0])
-        ins = ins[1:3] if op.startswith("Select") else ins[:2] if op == "Mul" else ins[:1]
-        return any(probability_like(ir, x, depth + 1) for x in ins)
+def probability_like(ir, t) -> bool:
+    """``t`` is a probability computed by Softmax/Sigmoid (possibly gathered,
+    summed, multiplied, selected or ``1 - p``)."""
+    todo, seen = [strip(ir, t)], set()
+    while todo:
+        cur = todo.pop()
+        if cur in seen:
+            continue
+        seen.add(cur)
+        op = ir.op(cur[0])
+        if op in ("Softmax", "Sigmoid"):
+            return True
+        ins = ir.inputs(cur[0])
+        if op == "Sub" and const_scalar(ir, ins[0]) == 1.0:
+            todo.append(strip(ir, ins[1]))
+        elif op in _PROB_PASS:
+            nxt = ins[1:3] if op.startswith("Select") else ins[:2] if op == "Mul" else ins[:1]
+            todo.extend(strip(ir, x) for x in nxt)
     return False
 
 
@@ -215,7 +215,7 @@ class LogProbability(Rule):
             for dst, _ in ir.consumers(n):
                 if ir.op(dst) == "Log":
                     logs.add(dst)
-                elif ir.op(dst) in ("Identity", "Sub") + GATHERS + ("Mul", "Sum") and len(seen) < 16:
+                elif ir.op(dst) in ("Identity", "Sub") + GATHERS + ("Mul", "Sum"):
                     stack.append(dst)
         group = []
         for log in sorted(logs, key=ir.order.__getitem__):

@@ -53,7 +53,7 @@ def _factor_of(ir, num, m) -> bool:
     stack, seen = [strip(ir, num)], set()
     while stack:
         t = stack.pop()
-        if t in seen or len(seen) > 32:
+        if t in seen:
             continue
         seen.add(t)
         if t == m:

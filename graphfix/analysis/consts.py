@@ -24,10 +24,8 @@ def const_scalar(ir, t) -> float | None:
 def const_value(ir, name: str):
     """The numpy value of a Const node (through Identity), or None if not a
     constant or not decodable."""
-    seen = 0
-    while ir.op(name) in ("Identity", "Snapshot") and seen < 8:
+    while ir.op(name) in ("Identity", "Snapshot"):
         name = ir.input(name, 0)[0]
-        seen += 1
     n = ir.node(name)
     if n.op != "Const" or "value" not in n.attr:
         return None

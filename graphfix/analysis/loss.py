@@ -51,7 +51,7 @@ def _loss_from_consumers(ir, gp: str, seed: str) -> str | None:
         if i <= 0 or rest[:i] not in ir:
             continue
         node = rest[:i]
-        for _ in range(8):
+        while True:
             nxt = [c for c, _ in ir.consumers(node, 0) if ir.op(c) in ("Identity", "Snapshot")
                    and not c.startswith(gp + "/")]
             if len(nxt) != 1:

@@ -62,10 +62,34 @@ class Numeric:
         self._vals: dict[str, list[AbsVal]] = {}
         self._nouts: dict[str, int] = {}
         self._trained: set[str] | None = None
+        self._back: dict[str, AbsVal] = {}  # loop head (Merge) -> what its NextIteration brings
+        self._stable = not any(ir.op(n) in ("NextIteration", "RefNextIteration") for n in ir.g._node)
+
+    def _stabilize_loops(self) -> None:
+        """v1 while loops: evaluate, then join what each ``NextIteration`` brings
+        back into its loop head and evaluate again, until nothing changes (the
+        heads are already widened, so only the flags can grow: a few rounds)."""
+        self._stable = True  # value() may be called from here on
+        heads = [n for n in self.ir.topo_order() if self.op(n) in ("Merge", "RefMerge") and
+                 len(self._deps(n)) < len(self.ir.inputs(n))]
+        for _ in range(8):
+            self._vals = {}
+            self.run_all()
+            grew = False
+            for h in heads:
+                back = [self.value(t) for t in self.ir.inputs(h) if t not in self._deps(h)]
+                new = join(self._back.get(h), *back) if h in self._back else join(*back)
+                if new != self._back.get(h):
+                    self._back[h] = new
+                    grew = True
+            if not grew:
+                return
 
     # ------------------------------------------------------------ queries
     def value(self, t) -> AbsVal:
         """The abstract value of tensor ``t`` = (node, output)."""
+        if not self._stable:
+            self._stabilize_loops()
         outs = self._vals.get(t[0])
         if outs is None:
             self._evaluate(t[0])
@@ -82,6 +106,9 @@ class Numeric:
 
     def run_all(self) -> None:
         """Evaluate every tensor (the whole-graph pass)."""
+        if not self._stable:
+            self._stabilize_loops()
+            return
         for name in self.ir.topo_order():
             if name not in self._vals:
                 self._evaluate(name)
@@ -378,7 +405,7 @@ class Numeric:
 
     def merge_value(self, name: str, ins: list[AbsVal]) -> AbsVal:
         loop = len(ins) < len(self.ir.inputs(name))
-        v = join(*ins) if ins else TOP
+        v = join(*ins, self._back.get(name)) if ins else TOP
         if loop:  # widen: the loop may move the value anywhere
             v = dataclasses.replace(v, lo=-INF, hi=INF, zero=max(v.zero, ASSUMED), lo_hit=False, hi_hit=False,
                                     ones=None)
