@@ -184,9 +184,9 @@ def _dispatch(args) -> int:
 def _cmd_rules() -> int:
     import rewrites
 
-    print(f"{'code':6}  {'name':24}  {'fix':6}  summary")
+    print(f"{'code':6}  {'name':24}  {'fix':6}  {'set':7}  summary")
     for r in sorted(rewrites.RULES, key=lambda r: r.code):
-        print(f"{r.code:6}  {r.name:24}  {r.safety:6}  {r.summary}")
+        print(f"{r.code:6}  {r.name:24}  {r.safety:6}  {'default' if r.default else 'opt-in':7}  {r.summary}")
     return EXIT_CLEAN
 
 

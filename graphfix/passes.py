@@ -29,6 +29,7 @@ class Rule:
     safety = "safe"
     summary = ""
     guards: tuple[str, ...] = ("where",)
+    default = True  # in the default rule set (False: only when --select names it)
 
     def match(self, ctx: "Context") -> list[Finding]:
         raise NotImplementedError

@@ -12,6 +12,7 @@ from rewrites.zero_denominator import ZeroDenominator
 from rewrites.exp_overflow import ExpOverflow
 from rewrites.log_probability import LogProbability
 from rewrites.log_unbounded import LogUnbounded
+from rewrites.masked_mean import MaskedMean
 from rewrites.masked_term import MaskedTerm
 from rewrites.safe_norm import SafeNorm
 from rewrites.stop_gradient import StopGradient
@@ -23,6 +24,9 @@ from rewrites.where_gradient import WhereGradient
 # GF002/GF004: a division or root inside a where or a mask is theirs (one
 # double where covers it).  GF002 after GF001: a sum/size mean is GF001's.
 # The report-only rules last, so they skip what another rule already covers.
+# A rule whose ``default`` is False (too noisy on real graphs to be on by
+# default, as ruff keeps its noisiest rules out of the defaults) runs only
+# when --select names it (by code, prefix or name).
 RULES = [
     StopGradient,
     LogProbability,
@@ -33,6 +37,7 @@ RULES = [
     SafeNorm,
     ExpOverflow,
     LogUnbounded,
+    MaskedMean,
 ]
 
 BY_CODE = {r.code: r for r in RULES}
@@ -51,11 +56,12 @@ def lookup(token: str):
 
 
 def select(select=None, ignore=None):
-    """Rule instances after --select / --ignore (codes, prefixes or names)."""
-    chosen = list(RULES)
+    """Rule instances after --select / --ignore (codes, prefixes or names);
+    without --select, the default set."""
+    chosen = [r for r in RULES if r.default]
     if select:
         wanted = {r for tok in select for r in lookup(tok)}
-        chosen = [r for r in chosen if r in wanted]
+        chosen = [r for r in RULES if r in wanted]
     if ignore:
         dropped = {r for tok in ignore for r in lookup(tok)}
         chosen = [r for r in chosen if r not in dropped]

@@ -129,3 +129,58 @@ def test_check_reports_every_field():
     assert (data["code"], data["rule"], data["node"], data["op"], data["guard"], data["safety"], data["fixed"]) == \
         ("GF002", "zero-denominator", "truediv", "RealDiv", "div_no_nan", "safe", False)
     assert report.losses == ["loss:0"]
+
+
+def test_masked_mean_unsafe_fix_averages_over_valid_elements(tf):
+    """GF010: reported by default, repaired only with --unsafe-fixes; the repair
+    is the mean over the valid elements (equal to the original when none is
+    masked) and 0 when there are none."""
+    g = tf.Graph()
+    with g.as_default():
+        w = tf.compat.v1.get_variable("w", [], initializer=tf.constant_initializer(2.0), use_resource=False)
+        x = tf.compat.v1.placeholder(tf.float32, [2, 4], name="x")
+        lengths = tf.compat.v1.placeholder(tf.int32, [2], name="lengths")
+        per = tf.square(x * w)
+        tf.identity(tf.reduce_mean(tf.where(tf.sequence_mask(lengths, 4), per, tf.zeros_like(per))), name="loss")
+        tf.compat.v1.global_variables_initializer()
+    gd = g.as_graph_def()
+    fixed, report = graphfix.rewrite(_model(gd))
+    assert [f.code for f in report.findings] == ["GF010"] and report.remaining == 1 and fixed.changed is False
+    fixed, report = graphfix.rewrite(_model(gd), unsafe_fixes=True)
+    assert report.remaining == 0
+
+    def run(graph_def, feeds):
+        g2 = tf.Graph()
+        with g2.as_default():
+            tf.compat.v1.import_graph_def(graph_def, name="")
+            loss = g2.get_tensor_by_name("loss:0")
+            grad = tf.compat.v1.gradients(loss, [g2.get_tensor_by_name("w:0")])[0]
+            with tf.compat.v1.Session(graph=g2) as s:
+                s.run(g2.get_operation_by_name("init"))
+                return s.run([loss, grad], {g2.get_tensor_by_name(k): v for k, v in feeds.items()})
+
+    xs = np.arange(8, dtype=np.float32).reshape(2, 4) / 4
+    full = {"x:0": xs, "lengths:0": np.array([4, 4], np.int32)}
+    for u, v in zip(run(gd, full), run(fixed.graph_def, full)):
+        np.testing.assert_allclose(v, u, rtol=1e-6)
+    part = {"x:0": xs, "lengths:0": np.array([3, 1], np.int32)}
+    loss, _ = run(fixed.graph_def, part)
+    valid = np.array([[1, 1, 1, 0], [1, 0, 0, 0]], bool)
+    np.testing.assert_allclose(loss, np.mean(np.square(xs * 2.0)[valid]), rtol=1e-6)
+    empty = {"x:0": xs, "lengths:0": np.array([0, 0], np.int32)}
+    assert run(fixed.graph_def, empty)[0] == 0.0
+
+
+def test_opt_in_rules_run_only_when_selected(monkeypatch, tf):
+    import rewrites
+
+    monkeypatch.setattr(rewrites.MaskedMean, "default", False)
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [4], name="x")
+        m = tf.compat.v1.placeholder(tf.bool, [4], name="m")
+        tf.identity(tf.reduce_mean(tf.where(m, x, tf.zeros_like(x))), name="loss")
+    model = _model(g.as_graph_def())
+    assert graphfix.check(model).found == 0
+    assert [f.code for f in graphfix.check(model, select=["GF010"]).findings] == ["GF010"]
+    assert [f.code for f in graphfix.check(model, select=["masked-mean"]).findings] == ["GF010"]

@@ -80,6 +80,26 @@ def fl(v: float, dtype) -> float:
     return r
 
 
+def outward(lo: float, hi: float, dtype, ulps: int = 2) -> tuple[float, float]:
+    """``[lo, hi]`` widened by a few ulps of ``dtype``: transcendental kernels
+    (exp, log, …) are not correctly rounded, so a bound computed in float64
+    may sit an ulp inside the value TensorFlow computes.  Exact values of
+    these functions (exp(0) = 1, log(1) = 0) are kept."""
+    np_type = _FLOAT_NP.get(dtype, np.float32)
+    with np.errstate(over="ignore"):
+        if not math.isinf(lo) and lo not in (0.0, 1.0):
+            v = np_type(lo)
+            for _ in range(ulps):
+                v = np.nextafter(v, np_type(-np.inf))
+            lo = float(v)
+        if not math.isinf(hi) and hi not in (0.0, 1.0):
+            v = np_type(hi)
+            for _ in range(ulps):
+                v = np.nextafter(v, np_type(np.inf))
+            hi = float(v)
+    return lo, hi
+
+
 @dataclasses.dataclass(frozen=True)
 class AbsVal:
     lo: float = -INF

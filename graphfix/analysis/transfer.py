@@ -18,7 +18,7 @@ import dataclasses
 import math
 
 from graphfix.analysis.absval import ASSUMED, INF, NO, REACHABLE, TOP, AbsVal, exact, fl, interval, join, \
-    semantics
+    outward, semantics
 
 # ---------------------------------------------------------------- helpers
 
@@ -147,6 +147,8 @@ def sqrt(ev, name, ins) -> AbsVal:
     x = ins[0]
     lo = math.sqrt(x.lo) if x.lo > 0 else 0.0
     hi = math.sqrt(x.hi) if x.hi > 0 else 0.0
+    lo, hi = outward(lo, hi, ev.dtype(name))
+    lo = max(lo, 0.0)
     return AbsVal(lo=lo, hi=hi, zero=x.zero if x.lo <= 0 else NO, nan=x.nan or x.lo < 0 and x.zero == REACHABLE,
                   inf=x.inf, lo_hit=x.lo_hit, hi_hit=x.hi_hit, **_flags(x))
 
@@ -170,6 +172,8 @@ def exp(ev, name, ins) -> AbsVal:
     s = semantics(ev.dtype(name))
     lo = 0.0 if x.lo < s.exp_under else fl(math.exp(x.lo), ev.dtype(name))
     hi = INF if x.hi > s.exp_over else fl(math.exp(x.hi), ev.dtype(name))
+    lo, hi = outward(lo, hi, ev.dtype(name))
+    lo = max(lo, 0.0)
     if x.lo >= s.exp_under:
         zero = NO
     else:
@@ -192,6 +196,7 @@ def log(ev, name, ins) -> AbsVal:
     x = ins[0]
     lo = math.log(x.lo) if x.lo > 0 else -INF
     hi = math.log(x.hi) if x.hi > 0 else -INF
+    lo, hi = outward(lo, hi, ev.dtype(name))
     born_inf = x.lo <= 0 and x.zero == REACHABLE
     born_nan = x.lo < 0 and (x.zero == REACHABLE or not math.isinf(x.lo))
     return AbsVal(lo=lo, hi=hi, zero=ASSUMED if lo <= 0 <= hi else NO, nan=x.nan or born_nan,
@@ -257,6 +262,8 @@ def softplus(ev, name, ins) -> AbsVal:
     s = semantics(ev.dtype(name))
     lo = 0.0 if x.lo < s.exp_under else math.log1p(math.exp(x.lo)) if x.lo < 50 else x.lo
     hi = INF if math.isinf(x.hi) else (math.log1p(math.exp(x.hi)) if x.hi < 50 else x.hi)
+    lo, hi = outward(lo, hi, ev.dtype(name))
+    lo = max(lo, 0.0)
     zero = NO if x.lo >= s.exp_under else (REACHABLE if not math.isinf(x.lo) else ASSUMED)
     return _bound_flags(AbsVal(lo=lo, hi=hi, zero=zero, nan=x.nan, inf=x.inf, **_flags(x)))
 

@@ -34,7 +34,7 @@ import tensorflow as tf
 tf.compat.v1.disable_eager_execution()
 tf.compat.v1.disable_control_flow_v2()
 
-HAZARD_CODES = ("GF001", "GF002", "GF003", "GF004", "GF005", "GF006", "GF007", "GF008", "GF009")
+HAZARD_CODES = ("GF001", "GF002", "GF003", "GF004", "GF005", "GF006", "GF007", "GF008", "GF009", "GF010")
 
 
 @dataclasses.dataclass

@@ -1,0 +1,158 @@
+"""The numeric abstract interpretation: its op table against TensorFlow's
+registry, its soundness against values TensorFlow really computes, and the
+float semantics and relational facts the rules rely on."""
+import numpy as np
+import pytest
+
+from graphfix.analysis import Facts
+from graphfix.analysis.absval import ASSUMED, NO, REACHABLE
+from graphfix.analysis.numeric import Numeric
+from graphfix.analysis.transfer import TRANSFER
+from graphfix.ir import GraphIR
+
+
+def _numeric(g):
+    return Numeric(GraphIR(g.as_graph_def()))
+
+
+def _v(num, t):
+    return num.value((t.op.name, t.value_index))
+
+
+def test_every_op_in_the_table_is_a_registered_tensorflow_op(tf):
+    from tensorflow.python.framework import op_def_registry
+
+    missing = sorted(op for op in TRANSFER if op_def_registry.get(op) is None)
+    assert not missing, missing
+
+
+def test_an_unknown_op_is_top_and_never_a_crash(tf):
+    gd = tf.compat.v1.GraphDef()
+    a = gd.node.add(name="a", op="Placeholder")
+    a.attr["dtype"].type = 1
+    b = gd.node.add(name="b", op="SomeCustomOp", input=["a"])
+    b.attr["T"].type = 1
+    gd.node.add(name="c", op="Log", input=["b"]).attr["T"].type = 1
+    num = Numeric(GraphIR(gd))
+    v = num.value(("b", 0))
+    assert v.lo == -np.inf and v.hi == np.inf and not v.nan and v.zero == ASSUMED
+    assert num.value(("b", 3)).lo == -np.inf  # an output index the op may not have
+
+
+def _soundness_graph(tf):
+    x = tf.compat.v1.placeholder(tf.float32, [3, 4], name="x")
+    m = tf.compat.v1.placeholder(tf.bool, [3, 4], name="m")
+    n = tf.compat.v1.placeholder(tf.int32, [3], name="n")
+    outs = []
+    e = tf.exp(x - tf.reduce_max(x, axis=1, keepdims=True))
+    s = tf.reduce_sum(e, axis=1)
+    outs += [e, s, e / tf.expand_dims(s, 1), tf.math.log(s)]
+    mask = tf.cast(m, tf.float32)
+    outs += [mask, tf.reduce_sum(mask), tf.maximum(tf.reduce_sum(mask), 1.0), tf.reduce_sum(x * mask, 0)]
+    outs += [tf.nn.relu(x), tf.sigmoid(x), 1.0 - tf.sigmoid(x), tf.tanh(x), tf.nn.softplus(x), tf.abs(x),
+             tf.square(x), tf.sqrt(tf.square(x)), tf.exp(tf.clip_by_value(x, -100.0, 50.0)),
+             tf.floor(tf.random.uniform([3, 4]) + 0.5), tf.where(x > 0, x, tf.ones_like(x)),
+             tf.where(x >= 0, -x, x), tf.reduce_mean(tf.boolean_mask(x, m)), tf.boolean_mask(x, m),
+             tf.cast(tf.sequence_mask(n, 4), tf.float32), tf.nn.softmax(x), tf.nn.log_softmax(x),
+             tf.math.log1p(tf.exp(-tf.abs(x))), tf.reduce_prod(tf.sigmoid(x)), tf.norm(x, axis=1),
+             tf.math.divide_no_nan(tf.reduce_sum(x), tf.reduce_sum(mask)), tf.pow(tf.abs(x), 0.5),
+             tf.minimum(x, 3.0), tf.nn.relu6(x * 3.0), tf.cast(x, tf.int32), tf.reduce_max(x, 1),
+             tf.one_hot(n, 4), tf.gather(x, n % 3), tf.concat([x, tf.nn.relu(x)], 0)]
+    return x, m, n, outs
+
+
+@pytest.mark.parametrize("scale", [0.5, 3.0, 40.0, 150.0])
+def test_intervals_hold_the_values_tensorflow_computes(tf, scale):
+    g = tf.Graph()
+    with g.as_default():
+        x, m, n, outs = _soundness_graph(tf)
+    num = _numeric(g)
+    rs = np.random.RandomState(int(scale * 10))
+    with tf.compat.v1.Session(graph=g) as s:
+        for trial in range(6):
+            feeds = {x: (rs.randn(3, 4) * scale).astype(np.float32), m: rs.rand(3, 4) < [0.5, 0.0, 0.9][trial % 3],
+                     n: rs.randint(0, 5, 3).astype(np.int32)}
+            if trial == 5:
+                feeds[x][0] = 0.0
+                feeds[m][:] = False
+            for t, val in zip(outs, s.run(outs, feeds)):
+                v = _v(num, t)
+                val = np.asarray(val, np.float64)
+                fin = val[~np.isnan(val)]
+                assert np.all(fin >= v.lo) and np.all(fin <= v.hi), (t.name, v, fin.min(), fin.max())
+                if val.size == 0:
+                    assert v.empty, (t.name, v)
+                if np.any(fin == 0):
+                    assert v.zero != NO, (t.name, v, val)
+                if np.any(np.isnan(val)) and t.op.type in ("Mean", "RealDiv"):
+                    assert v.nan, (t.name, v)
+
+
+def test_float_semantics(tf):
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [4], name="x")
+        absorbed = tf.constant(1e-10) + tf.constant(1.0)
+        under = tf.exp(tf.clip_by_value(x, -100.0, 0.0))
+        free = tf.exp(x)
+        saturated = tf.constant(1.0) - tf.sigmoid(x)
+        h = tf.compat.v1.placeholder(tf.float16, [4], name="h")
+        half = tf.exp(tf.clip_by_value(h, -1.0, 12.0))
+        shifted = tf.reduce_sum(tf.exp(x - tf.reduce_max(x)))
+        neg_abs = tf.exp(tf.where(x >= tf.zeros_like(x), -x, x))
+    num = _numeric(g)
+    a = _v(num, absorbed)
+    assert a.lo == a.hi == 1.0  # 1 + 1e-10 == 1 in float32
+    assert _v(num, under).zero == REACHABLE and _v(num, under).hi == 1.0  # exp flushes to exactly 0
+    assert _v(num, free).zero == ASSUMED  # only if the fed value is itself extreme
+    assert _v(num, saturated).zero == REACHABLE  # sigmoid reaches exactly 1
+    assert _v(num, half).inf  # float16 exp overflows above ~11.1
+    assert _v(num, shifted).lo == 1.0 and _v(num, shifted).positive
+    assert _v(num, neg_abs).hi == 1.0
+
+
+def test_conditions_refine_values(tf):
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None], name="x")
+        n = tf.compat.v1.placeholder(tf.float32, [], name="n")
+        sel = tf.boolean_mask(x, x > 0)
+        in_cond = tf.compat.v1.cond(tf.size(sel) > 0, lambda: tf.reduce_mean(tf.square(sel)), lambda: 0.0)
+        outside = tf.where(tf.size(sel) > 0, tf.reduce_mean(sel), 0.0)
+        safe_log_arg = tf.where(x > 0, x, tf.ones_like(x))
+        not_zero = tf.where(tf.equal(n, 0.0), 1.0, n)
+        size = tf.abs(n)
+        eps_fill = size + tf.cast(tf.equal(size, 0.0), tf.float32) * 1e-6
+    num = _numeric(g)
+    assert _v(num, sel).empty and not _v(num, in_cond).nan and not _v(num, outside).nan
+    assert _v(num, safe_log_arg).positive
+    assert _v(num, not_zero).zero == NO
+    assert _v(num, eps_fill).positive
+
+
+def test_loop_heads_join_what_the_body_brings_back(tf):
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None], name="x")
+
+        def body(i, acc):
+            return i + 1, acc + tf.reduce_mean(tf.boolean_mask(x, x > tf.cast(i, tf.float32)))
+
+        _, acc = tf.compat.v1.while_loop(lambda i, a: i < 3, body, [tf.constant(0), tf.constant(0.0)])
+        out = tf.identity(acc, name="out")
+    assert _v(_numeric(g), out).nan  # NaN born in the body reaches the loop's exit
+
+
+def test_births_are_found_in_the_backward_graph(tf):
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [4], name="x")
+        w = tf.compat.v1.get_variable("w", [], initializer=tf.constant_initializer(1.0), use_resource=False)
+        loss = tf.reduce_sum(tf.sqrt(tf.nn.relu(x * w)), name="loss")
+        tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(loss, name="train")
+    ir = GraphIR(g.as_graph_def())
+    births = Numeric(ir).births()
+    grad = [b for b in births if b[0].startswith("gradients/")]
+    assert any(ir.op(b[0]) == "SqrtGrad" for b in grad), births
+    assert not any(b[0] == "Sqrt" for b in births)  # the forward value is a clean 0
+    assert Facts(ir).on_gradient_path("Sqrt")
