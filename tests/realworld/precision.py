@@ -13,9 +13,10 @@ the precision gate is on the default set (what ``graphfix check`` reports),
 and the opt-in rules' findings are judged and reported too.
 
 A file graphfix cannot load is recorded in judged.csv with code ``load-error``
-and node empty (verdict ``false``: graphfix is wrong to reject a real graph);
-such rows are counted apart from precision, and a new load error fails the run
-just like an unjudged finding.
+and node empty: verdict ``true`` when the rejection is right (TensorFlow's own
+``import_graph_def`` rejects the file too), ``false`` when graphfix wrongly
+rejects a real graph.  Such rows are counted apart from precision, and a new
+load error fails the run just like an unjudged finding.
 
     python tests/realworld/precision.py [--json] [--files DIR] [--min 0.90]
 
