@@ -34,6 +34,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))  # the repository root: graphfix, rewrites
+sys.path.insert(0, HERE)
 
 import fetch  # noqa: E402  (tests/realworld/fetch.py, beside this file)
 
@@ -102,9 +103,9 @@ def _precision(true: int, judged: int):
     return true / judged if judged else None
 
 
-def measure(root: str = fetch.FILES, judged_path: str = JUDGED, minimum: float = 0.90) -> dict:
+def measure(root: str = fetch.FILES, judged_path: str = JUDGED, minimum: float = 0.90, entries=None) -> dict:
     """Run graphfix over the extracted files and compare with the judged table."""
-    entries = fetch.load_manifest()
+    entries = fetch.load_manifest() if entries is None else entries
     judged = load_judged(judged_path)
     results = run_graphfix(entries, root)
     default_codes, all_codes = rule_sets()
