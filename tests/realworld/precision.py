@@ -18,7 +18,13 @@ and node empty: verdict ``true`` when the rejection is right (TensorFlow's own
 rejects a real graph.  Such rows are counted apart from precision, and a new
 load error fails the run just like an unjudged finding.
 
-    python tests/realworld/precision.py [--json] [--files DIR] [--min 0.90]
+    python tests/realworld/precision.py [--json] [--files DIR] [--min 0.90] [--rewrite]
+
+``--rewrite`` also runs ``graphfix.rewrite`` (TensorFlow; ~1 min) on every
+file with a finding and lists where its findings differ from ``check``'s:
+rewrite applies the rules one after another to the graph the previous ones
+changed, so it can report terms check never showed (and miss ones an earlier
+fix covered).  That list is informational; it does not change the exit status.
 
 Exit status: 0 every finding judged and precision >= --min; 1 not; 2 nothing
 to measure (no extracted files — run fetch.py first) or a bad judged.csv.
@@ -96,6 +102,29 @@ def run_graphfix(entries, root: str):
             res["error"] = str(e).replace(fetch.target(entry, root), "<file>")
         res["seconds"] = time.perf_counter() - t0
         out[entry["id"]] = res
+    return out
+
+
+def rewrite_disagreements(entries, root: str, results) -> list[dict]:
+    """Per file with check findings: (code, node) pairs only rewrite reports, and only check reports."""
+    import graphfix
+
+    out = []
+    for entry in entries:
+        res = results.get(entry["id"])
+        if not res or res["error"] is not None or not res["default"]:
+            continue
+        model = graphfix.load(fetch.target(entry, root))
+        try:
+            _, report = graphfix.rewrite(model)
+        except graphfix.GraphfixError as e:
+            out.append({"file_id": entry["id"], "rewrite_error": str(e)})
+            continue
+        got = {(f.node, f.code) for f in report.findings}
+        only_r, only_c = sorted(got - res["default"]), sorted(res["default"] - got)
+        if only_r or only_c:
+            out.append({"file_id": entry["id"], "only_rewrite": [list(x) for x in only_r],
+                        "only_check": [list(x) for x in only_c]})
     return out
 
 
@@ -187,6 +216,14 @@ def render_text(m: dict) -> str:
                   for e in m["load_errors"]]
     if m["load_errors_gone"]:
         lines += ["", "judged load errors that now load (drop their rows): " + ", ".join(m["load_errors_gone"])]
+    if "rewrite_disagreements" in m:
+        lines += ["", f"check and rewrite disagree on {len(m['rewrite_disagreements'])} file(s):"]
+        for d in m["rewrite_disagreements"]:
+            if "rewrite_error" in d:
+                lines.append(f"  {d['file_id']}: rewrite failed: {d['rewrite_error']}")
+                continue
+            lines += [f"  {d['file_id']}: only rewrite {code} {node}" for node, code in d["only_rewrite"]]
+            lines += [f"  {d['file_id']}: only check   {code} {node}" for node, code in d["only_check"]]
     lines += ["", "OK" if m["ok"] else "FAIL"]
     return "\n".join(lines)
 
@@ -197,6 +234,7 @@ def main(argv=None) -> int:
     ap.add_argument("--files", default=fetch.FILES, help="extracted files (default: tests/realworld/files)")
     ap.add_argument("--judged", default=JUDGED, help="judged table (default: tests/realworld/judged.csv)")
     ap.add_argument("--min", type=float, default=0.90, help="minimum precision of the default rules")
+    ap.add_argument("--rewrite", action="store_true", help="also list where rewrite's findings differ from check's")
     args = ap.parse_args(argv)
     try:
         m = measure(args.files, args.judged, args.min)
@@ -207,6 +245,11 @@ def main(argv=None) -> int:
         print(f"precision: error: no extracted files under {args.files}: run tests/realworld/fetch.py first",
               file=sys.stderr)
         return 2
+    if args.rewrite:
+        entries = fetch.load_manifest()
+        with_findings = {f["file_id"] for f in m["findings"]}
+        checked = run_graphfix([e for e in entries if e["id"] in with_findings], args.files)
+        m["rewrite_disagreements"] = rewrite_disagreements(entries, args.files, checked)
     print(json.dumps(m, indent=1, sort_keys=True) if args.json else render_text(m))
     return 0 if m["ok"] else 1
 
