@@ -187,3 +187,19 @@ def test_judged_table_rejects_bad_rows(tmp_path):
     bad.write_text("file_id,node,code,verdict,reason\na,b,GF001,true,r\na,b,GF001,false,r\n")
     with pytest.raises(precision.JudgedError, match="twice"):
         precision.load_judged(str(bad))
+
+
+def test_opt_in_rules_are_judged_but_not_gated(tmp_path, monkeypatch):
+    import rewrites
+
+    entries, judged, found = _scoring_setup(tmp_path, [])
+    codes = {c for _, c in found["boolean_mask_forward"]}
+    every = [r.code for r in rewrites.RULES]
+    # pretend the rules that fire here left the default set (opt-in with --select)
+    monkeypatch.setattr(precision, "rule_sets", lambda: ([c for c in every if c not in codes], every))
+    false_rows = [("boolean_mask_forward", n, c, "false", "r") for n, c in found["boolean_mask_forward"]]
+    entries, judged, _ = _scoring_setup(tmp_path / "o", false_rows)
+    m = precision.measure(str(tmp_path / "o" / "files"), judged, entries=entries)
+    assert all(not f["default"] for f in m["findings"]) and m["findings"]
+    assert m["precision"] is None and m["precision_all_rules"] == 0.0 and m["ok"]
+    assert all(not m["per_rule"][c]["default"] for c in codes)
