@@ -93,7 +93,7 @@ def run_graphfix(entries, root: str):
         res = {"default": set(), "all": set(), "error": None}
         try:
             model = graphfix.load(fetch.target(entry, root))
-            found = {(f.node, f.code) for f in graphfix.check(model).findings}
+            found = {(f.node, f.code) for f in graphfix.check(model, select=default_codes).findings}
             res["default"] = found
             res["all"] = set(found)
             if opt_in:  # as `graphfix check --select <every code>` reports them
