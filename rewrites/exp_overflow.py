@@ -59,11 +59,15 @@ class ExpOverflow(Rule):
     def match(self, ctx):
         ir, facts = ctx.ir, ctx.facts
         res = []
+        if not facts.losses:
+            return res  # report-only: only where a loss is known (not in an inference graph)
         for name in facts.nodes_of("Exp"):
             if not is_float(ir, name) or not facts.feeds_loss(name):
                 continue
             x = ir.input(name, 0)
-            if name in ctx.covered or facts.ranges.bounded_above(x) or clamped_after(ir, name):
+            # A where that keeps the exp's argument small (GF003's) covers it; a
+            # mask (GF006) does not: the kept elements can still overflow.
+            if name in ctx.domain_covered or facts.ranges.bounded_above(x) or clamped_after(ir, name):
                 continue
             v = facts.ranges.value(x)
             if math.isinf(v.hi) and not v.data:

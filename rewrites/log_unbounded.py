@@ -18,7 +18,8 @@ class LogUnbounded(Rule):
         Reports ``Log`` (``Log1p``) on the loss path whose argument the
         numeric analysis shows reaches 0 (-1) with ordinary inputs — a ReLU
         output, a count, ``1 - sigmoid(z)`` at saturation, a bound the graph
-        sets — or gets fed data with no lower bound.  Not a log GF005 rewrites,
+        sets — or gets a network output (fed data through trained weights)
+        with no lower bound.  Not a log GF005 rewrites,
         one a where keeps in its domain, a log of a learned value alone, or a
         log clipped right after.  A mask (GF006) does not count: the kept
         elements can still reach 0.
@@ -49,6 +50,8 @@ class LogUnbounded(Rule):
         ir, facts = ctx.ir, ctx.facts
         r = facts.ranges
         res = []
+        if not facts.losses:
+            return res  # report-only: only where a loss is known (not in an inference graph)
         for name in facts.nodes_of("Log", "Log1p"):
             op = ir.op(name)
             if not is_float(ir, name) or not facts.feeds_loss(name):
@@ -62,13 +65,13 @@ class LogUnbounded(Rule):
             edge = 0.0 if op == "Log" else -1.0
             if v.lo > edge or (v.lo == edge and (v.zero == NO if op == "Log" else False)):
                 continue
-            if v.nan:
-                continue  # already NaN upstream: reported where it is born
             # Ordinary inputs reach the edge (a ReLU, a mask, a saturated sigmoid,
-            # a bound the graph sets), or fed data reaches it unbounded; a log of
-            # a learned value alone, or of a softmax (GF005's), is not reported.
+            # a bound the graph sets), or a network output (fed data through
+            # trained weights) reaches it unbounded.  Not a log of a learned value
+            # alone, of a fed value alone (its range is the user's to know: a
+            # one-hot label times a probability), or of a softmax (GF005's).
             reaches = (v.reaches_zero() if op == "Log" else False) or \
-                (v.lo < edge and (not math.isinf(v.lo) or v.data))
+                (v.lo < edge and (not math.isinf(v.lo) or (v.data and v.learned)))
             if not reaches or not facts.nonfinite_reaches_loss((name, 0)):
                 continue  # (a where that keeps only the elements in the domain removes it)
             res.append(self.finding(ctx, name, f"{op} of {x[0]}, which nothing bounds below: "

@@ -13,12 +13,24 @@ MASKED_MEAN = Pattern("Mean", "mean", [Pattern("Select|SelectV2", "where", [Patt
                                                                            Pattern("*", "values"), _ZERO])])
 
 
+def _domain_guard(ir, facts, mask, values) -> bool:
+    """The where tests the very values its kept side is computed from
+    (``where(d > 0, sqrt(d), 0)``, ``where(y != 0, err / y, 0)``): 0 is the
+    term's value where the test fails, not a masked-out element."""
+    import networkx as nx
+
+    tested = [f.tensor[0] for f in facts.numeric.facts(mask, True)]
+    return any(t == values[0] or nx.has_path(ir.g, t, values[0]) for t in tested)
+
+
 class MaskedMean(Rule):
     """GF010 masked-mean
 
     What it does:
         Reports ``tf.reduce_mean(tf.where(mask, loss, 0))``: a mean over a
-        tensor whose masked-out elements were set to 0.
+        tensor whose masked-out elements were set to 0.  Not when the where
+        tests the values the kept side is computed from
+        (``where(d > 0, sqrt(d), 0)``): there 0 is the term's own value.
 
     Why is this bad:
         The mean divides by every element, the masked ones included, so the
@@ -50,6 +62,8 @@ class MaskedMean(Rule):
     def match(self, ctx):
         ir, facts = ctx.ir, ctx.facts
         res = []
+        if not facts.losses:
+            return res  # report-only: only where a loss is known
         for name in facts.nodes_of("Mean"):
             if not is_float(ir, name) or not facts.feeds_loss(name):
                 continue
@@ -58,6 +72,8 @@ class MaskedMean(Rule):
                 continue
             if facts.numeric.value(m["mask"]).lo == facts.numeric.value(m["mask"]).hi:
                 continue  # a constant condition masks nothing away
+            if _domain_guard(ir, facts, m["mask"], m["values"]):
+                continue
             res.append(self.finding(ctx, name, f"mean over {m['where'][0]}, which sets the elements where "
                                     f"{m['mask'][0]} is false to 0 and still counts them", guard="masked-mean"))
         return res

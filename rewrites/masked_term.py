@@ -17,6 +17,19 @@ def _is_nonzero_test(ir, c, w) -> bool:
     return strip(ir, a) == strip(ir, w) and const_scalar(ir, b) == 0
 
 
+def _repaired_at_birth(ir, ranges, site) -> bool:
+    """The singular op is a ``log`` of a softmax/sigmoid probability that reaches
+    0 on its own: the non-finite value is born there, and GF005 rewrites that
+    log into its exact log-domain form (log_softmax, -softplus), which fixes
+    every element — a double where keyed on the weight would only hide the
+    masked-out ones."""
+    from rewrites.log_probability import pattern
+
+    node, pos, _ = site
+    return ir.op(node) == "Log" and pattern(ir, node) is not None and \
+        ranges.value(ir.inputs(node)[pos]).reaches_zero()
+
+
 def mask_sites(ir, facts, mul: str):
     """[(weight position, term position, sites)] for ``weight * term`` products
     whose term has unguarded singular ops and whose weight is a mask or data."""
@@ -33,7 +46,7 @@ def mask_sites(ir, facts, mul: str):
         sites = [s for s in singular_sites(ir, ranges, cone,
                                            lambda t, w=w: sanitized_by(ir, t, lambda c: _is_nonzero_test(ir, c, w),
                                                                        True))
-                 if facts.on_gradient_path(s[0])]
+                 if facts.on_gradient_path(s[0]) and not _repaired_at_birth(ir, ranges, s)]
         if sites:
             res.append((wpos, tpos, sites))
     return res

@@ -117,12 +117,13 @@ class AbsVal:
     # ------------------------------------------------------------ queries
     @property
     def positive(self) -> bool:
-        """Every element is > 0 (never 0, never NaN)."""
-        return not self.nan and (self.lo > 0 or (self.lo >= 0 and self.zero == NO))
+        """Every non-NaN element is > 0 (a NaN from upstream is reported where it is born)."""
+        return self.lo > 0 or (self.lo >= 0 and self.zero == NO)
 
     @property
     def nonneg(self) -> bool:
-        return not self.nan and self.lo >= 0
+        """Every non-NaN element is >= 0."""
+        return self.lo >= 0
 
     @property
     def finite(self) -> bool:
@@ -208,5 +209,5 @@ def top_for(dtype, **kw) -> AbsVal:
     """The unknown value of a tensor of ``dtype`` (integer types keep their range)."""
     if dtype in INT_LIMITS:
         lo, hi = INT_LIMITS[dtype]
-        return AbsVal(lo=lo, hi=hi, zero=ASSUMED, **kw)
+        return AbsVal(**{"lo": lo, "hi": hi, "zero": ASSUMED, **kw})
     return AbsVal(**kw)

@@ -222,13 +222,23 @@ class Numeric:
         if len(ins) < 2:
             return None
         b = ins[1]
-        while self.op(b[0]) in ("StopGradient", "Identity", "Snapshot", "PreventGradient"):
-            b = self.ir.input(b[0], 0)
+        while True:
+            op = self.op(b[0])
+            if op in ("StopGradient", "Identity", "Snapshot", "PreventGradient"):
+                b = self.ir.input(b[0], 0)
+            elif op in ("Select", "SelectV2") and self._finite_or_zero(b[0]):
+                b = self.ir.input(b[0], 1)  # reduce_logsumexp: where(is_finite(m), m, 0)
+            else:
+                break
         if self.op(b[0]) != "Max":
             return None
         if strip(self.ir, self.ir.input(b[0], 0)) != strip(self.ir, ins[0]):
             return None
         return b[0]
+
+    def _finite_or_zero(self, select: str) -> bool:
+        c, a, z = (strip(self.ir, t) for t in self.ir.inputs(select)[:3])
+        return self.op(c[0]) == "IsFinite" and strip(self.ir, self.ir.input(c[0], 0)) == a and self.scalar(z) == 0
 
     def is_max_shift(self, name: str) -> bool:
         return self._max_of(name) is not None
@@ -250,8 +260,9 @@ class Numeric:
             return True
         return axes[0] == "axes" and mine[0] == "axes" and set(axes[1:]) <= set(mine[1:])
 
-    def keeps_empty(self, name: str) -> bool:
-        """An empty input leaves the reduction's output empty (axis 0 is not reduced)."""
+    def keeps_empty(self, name: str) -> bool | None:
+        """An empty input leaves the reduction's output empty (axis 0 is not
+        reduced): True, False, or None when the axes are not known."""
         keep = self.ir.attr(name, "keep_dims")
         if keep is not None and keep.b:
             return True
@@ -261,10 +272,12 @@ class Numeric:
         axes = ins[1][0]
         if self.op(axes) == "Range":
             start = const_value(self.ir, self.ir.input(axes, 0)[0])
-            return not (start is not None and start.size == 1 and int(start.reshape(-1)[0]) == 0)
+            if start is None or start.size != 1:
+                return None
+            return int(start.reshape(-1)[0]) != 0
         v = const_value(self.ir, axes)
         if v is None:
-            return True
+            return None
         return 0 not in [int(a) for a in v.reshape(-1)]
 
     def scalar(self, t) -> float | None:

@@ -46,7 +46,7 @@ class Ranges:
     def bounded_above(self, t) -> bool:
         """``t`` cannot be large enough to overflow ``Exp`` in its dtype."""
         v = self.numeric.value(t)
-        return not v.nan and v.hi <= semantics(out_dtype(self.ir, *t)).exp_over
+        return v.hi <= semantics(out_dtype(self.ir, *t)).exp_over
 
     # ------------------------------------------------------------ counts and masks
     def mask_like(self, t) -> bool:

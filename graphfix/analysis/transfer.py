@@ -39,7 +39,12 @@ def _bound_flags(v: AbsVal) -> AbsVal:
 
 
 def unknown(ev, name, ins) -> AbsVal:
-    return _bound_flags(dataclasses.replace(TOP, **_carry(*ins))) if ins else TOP
+    """No bounds known; NaN if an input may be; empty if the main (first)
+    input may be — other inputs are often shapes, or empty statistics such as
+    FusedBatchNorm's training-mode mean."""
+    if not ins:
+        return TOP
+    return _bound_flags(dataclasses.replace(TOP, **dict(_carry(*ins), empty=ins[0].empty)))
 
 
 def same(ev, name, ins) -> AbsVal:
@@ -74,8 +79,10 @@ def placeholder(ev, name, ins) -> AbsVal:
     dt = ev.dtype(name)
     if dt == 10:
         return interval(0.0, 1.0, REACHABLE, lo_hit=True, hi_hit=True)
-    from graphfix.analysis.absval import top_for
+    from graphfix.analysis.absval import INT_LIMITS, top_for
 
+    if dt in INT_LIMITS:  # fed integers (lengths, ids, counts) are 0 on ordinary batches: padding, empty
+        return top_for(dt, data=True, zero=REACHABLE)
     return top_for(dt, data=True)
 
 
@@ -197,8 +204,10 @@ def log(ev, name, ins) -> AbsVal:
     lo = math.log(x.lo) if x.lo > 0 else -INF
     hi = math.log(x.hi) if x.hi > 0 else -INF
     lo, hi = outward(lo, hi, ev.dtype(name))
-    born_inf = x.lo <= 0 and x.zero == REACHABLE
-    born_nan = x.lo < 0 and (x.zero == REACHABLE or not math.isinf(x.lo))
+    # Born non-finite when ordinary inputs reach the edge, a bound the graph
+    # sets lies beyond it, or fed data reaches it unbounded.
+    born_inf = x.lo <= 0 and (x.zero == REACHABLE or (x.data and math.isinf(x.lo)))
+    born_nan = x.lo < 0 and (x.zero == REACHABLE or not math.isinf(x.lo) or x.data)
     return AbsVal(lo=lo, hi=hi, zero=ASSUMED if lo <= 0 <= hi else NO, nan=x.nan or born_nan,
                   inf=x.inf or born_inf, **_flags(x))
 
@@ -221,7 +230,7 @@ def bounded(lo: float, hi: float, lo_at: float = -INF, hi_at: float = INF, zero_
             if zero_at is not None:
                 zero = x.zero if x.lo <= zero_at <= x.hi else NO
             elif lo == 0:
-                zero = REACHABLE if lo_hit and not math.isinf(x.lo) else ASSUMED if lo_hit else NO
+                zero = REACHABLE if lo_hit else NO  # saturation: a confident logit gets there
         return AbsVal(lo=lo, hi=hi, zero=zero, nan=x.nan, empty=x.empty, lo_hit=lo_hit, hi_hit=hi_hit)
 
     return fn
@@ -527,9 +536,10 @@ def clip(ev, name, ins) -> AbsVal:
 def reduce_sum(ev, name, ins) -> AbsVal:
     x = ins[0]
     dt = ev.dtype(name)
-    empty_out = x.empty and ev.keeps_empty(name)
+    keeps = ev.keeps_empty(name)
+    empty_out = x.empty and keeps is not False
     zero = x.zero if x.lo <= 0 <= x.hi else NO
-    if x.empty and not empty_out:
+    if x.empty and keeps is not True:
         zero = REACHABLE  # the sum of nothing is 0
     if x.nonneg:
         lo, hi = 0.0 if (x.empty or x.lo == 0) else x.lo, INF if x.hi > 0 else 0.0
@@ -547,8 +557,9 @@ def reduce_sum(ev, name, ins) -> AbsVal:
 
 def reduce_mean(ev, name, ins) -> AbsVal:
     x = ins[0]
-    empty_out = x.empty and ev.keeps_empty(name)
-    nan = x.nan or (x.empty and not empty_out)  # 0/0 over no elements
+    keeps = ev.keeps_empty(name)
+    empty_out = x.empty and keeps is not False
+    nan = x.nan or (x.empty and keeps is not True)  # 0/0 over no elements
     zero = x.zero if x.lo <= 0 <= x.hi else NO
     if x.lo < 0 < x.hi:
         zero = max(zero, ASSUMED)
@@ -558,9 +569,10 @@ def reduce_mean(ev, name, ins) -> AbsVal:
 
 def reduce_extreme(ev, name, ins) -> AbsVal:
     x = ins[0]
-    empty_out = x.empty and ev.keeps_empty(name)
+    keeps = ev.keeps_empty(name)
+    empty_out = x.empty and keeps is not False
     r = dataclasses.replace(x, empty=empty_out, ones=None)
-    if x.empty and not empty_out:  # the reducer's identity: lowest/highest float
+    if x.empty and keeps is not True:  # the reducer's identity: lowest/highest float
         r = join(r, interval(-semantics(ev.dtype(name)).max, semantics(ev.dtype(name)).max, NO))
     return r
 
@@ -571,7 +583,7 @@ def reduce_prod(ev, name, ins) -> AbsVal:
         lo = 0.0 if x.lo < 1 else x.lo
         hi = x.hi if x.hi <= 1 else INF
         zero = REACHABLE if x.zero == REACHABLE else ASSUMED if lo == 0 else NO
-        return AbsVal(lo=lo, hi=hi, zero=zero, nan=x.nan, inf=x.inf, empty=x.empty and ev.keeps_empty(name),
+        return AbsVal(lo=lo, hi=hi, zero=zero, nan=x.nan, inf=x.inf, empty=x.empty and ev.keeps_empty(name) is not False,
                       data=x.data and hi == INF, learned=x.learned and hi == INF)
     return unknown(ev, name, ins)
 
@@ -667,27 +679,30 @@ def top_k(ev, name, ins):
 
 
 def arg_index(ev, name, ins) -> AbsVal:
-    return AbsVal(lo=0.0, hi=INF, zero=REACHABLE, empty=ins[0].empty and ev.keeps_empty(name))
+    return AbsVal(lo=0.0, hi=INF, zero=REACHABLE, empty=ins[0].empty and ev.keeps_empty(name) is not False)
 
 
 def range_(ev, name, ins) -> AbsVal:
+    """``range(start, limit)``: empty when ordinary inputs make the limit reach
+    the start (a count of a possibly empty tensor), not for ``range(batch)``."""
     start, limit = ins[0], ins[1]
     lo, hi = min(start.lo, limit.lo), max(start.hi, limit.hi)
-    return interval(lo, hi, REACHABLE if lo <= 0 <= hi else NO, empty=not (start.lo == start.hi and
-                                                                           limit.lo == limit.hi))
+    empty = limit.empty or (limit.zero == REACHABLE and start.hi >= 0) or limit.hi <= start.lo
+    return interval(lo, hi, REACHABLE if lo <= 0 <= hi else NO, empty=empty)
 
 
 def matmul(ev, name, ins) -> AbsVal:
     a, b = ins[:2]
     base = unknown(ev, name, ins[:2])
-    if a.nonneg and b.nonneg:
-        return dataclasses.replace(base, lo=0.0)
+    if a.nonneg and b.nonneg:  # a sum of non-negative products: 0 when one side zeroes every term
+        return dataclasses.replace(base, lo=0.0, zero=max(a.zero, b.zero, ASSUMED))
     return base
 
 
 def softmax(ev, name, ins) -> AbsVal:
+    """[0, 1]; exactly 0 once a logit is ~88-104 below the row's max (a confident model)."""
     x = ins[0]
-    return AbsVal(lo=0.0, hi=1.0, zero=ASSUMED, nan=x.nan or x.inf, empty=x.empty, lo_hit=True, hi_hit=True)
+    return AbsVal(lo=0.0, hi=1.0, zero=REACHABLE, nan=x.nan or x.inf, empty=x.empty, lo_hit=True, hi_hit=True)
 
 
 def log_softmax(ev, name, ins) -> AbsVal:
@@ -760,8 +775,7 @@ _SAME = ("Identity", "Snapshot", "StopGradient", "PreventGradient", "Reshape", "
          "ReverseSequence", "DebugIdentity", "ParallelConcat", "TensorScatterUpdate",
          "MirrorPad", "Roll", "ScatterNd", "SegmentMax", "SegmentMin", "UnsortedSegmentMax", "UnsortedSegmentMin",
          "Bitcast")
-_UNKNOWN = ("LRN", "FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3", "BatchMatMul", "BatchMatMulV2",
-            "BatchMatMulV3", "Conv2D", "Conv3D", "DepthwiseConv2dNative", "Conv2DBackpropInput",
+_UNKNOWN = ("LRN", "FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3", "Conv2D", "Conv3D", "DepthwiseConv2dNative", "Conv2DBackpropInput",
             "Conv2DBackpropFilter", "Einsum", "Atan2", "Cos", "Sin", "Tan", "Lgamma", "Digamma", "BiasAddGrad",
             "ResizeBilinear", "Cumprod", "SegmentSum", "UnsortedSegmentSum", "SparseSegmentSum",
             "SparseSegmentMean", "SparseSegmentSqrtN", "DynamicStitch", "ParallelDynamicStitch", "Xdivy", "FloorMod",
@@ -804,7 +818,7 @@ TRANSFER.update({
     "Gather": gather, "GatherV2": gather, "GatherNd": gather, "Fill": fill, "OneHot": one_hot, "Pad": pad, "PadV2": pad,
     "Where": where_indices, "DynamicPartition": dynamic_partition, "ListDiff": set_diff,
     "Unique": unique, "UniqueV2": unique, "UniqueWithCounts": unique, "TopKV2": top_k, "Range": range_,
-    "MatMul": matmul, "Softmax": softmax, "LogSoftmax": log_softmax,
+    "MatMul": matmul, "BatchMatMul": matmul, "BatchMatMulV2": matmul, "BatchMatMulV3": matmul, "Softmax": softmax, "LogSoftmax": log_softmax,
     "SoftmaxCrossEntropyWithLogits": xent, "SparseSoftmaxCrossEntropyWithLogits": xent,
     "Merge": merge, "RefMerge": merge, "Switch": switch, "RefSwitch": switch, "IdentityN": identity_n,
     "SqrtGrad": sqrt_grad, "RsqrtGrad": rsqrt_grad, "ReciprocalGrad": reciprocal_grad, "InvGrad": reciprocal_grad,
