@@ -36,7 +36,7 @@ def control_flow_v2():
         control_flow_util.ENABLE_CONTROL_FLOW_V2 = old
 
 
-def rnn(tf, inside, resource=True, opt="adam", hand_guard=False):
+def rnn(tf, inside, resource=True, opt="adam", hand_guard=False, term="mean"):
     """An RNN over T steps (tf.while_loop + TensorArray) trained with ``opt`` and
     gradient clipping; the masked mean is over the last state (outside) or
     accumulated over the steps (inside the loop body).  Returns the MetaGraphDef."""
@@ -52,6 +52,10 @@ def rnn(tf, inside, resource=True, opt="adam", hand_guard=False):
                                            use_resource=resource)
 
         def masked_mean(h):
+            if term == "ratio":  # a masked sum over the mask's sum: 0/0 on an all-zero mask
+                return tf.reduce_sum(h[:, 0] * mask) / tf.reduce_sum(mask)
+            if term == "count":  # ... over a count of the positive entries
+                return tf.reduce_sum(h[:, 0] * mask) / tf.reduce_sum(tf.cast(mask > 0, tf.float32))
             sel = tf.boolean_mask(h[:, 0], mask > 0)
             if hand_guard:
                 return tf.where(tf.size(sel) > 0, tf.reduce_mean(sel), tf.zeros([]))
@@ -135,6 +139,20 @@ def test_hazard_inside_the_loop_is_regenerated(tf, resource, opt):
     result = graphfix.verify(orig_model, fixed_model, trials=1)
     assert result.ok and result.bit_identical and result.triggered, result.render()
     assert result.counts["grads"] == 3
+
+
+@pytest.mark.parametrize("term", ["ratio", "count"])
+def test_zero_denominator_inside_the_loop_body_is_found_and_repaired(tf, term):
+    """The division by a per-step mask sum sits in the while body: the
+    analysis follows the values into the loop frame (the loop head joins what
+    each iteration brings back), GF002 finds it, and the .meta repair trains."""
+    meta = rnn(tf, inside=True, term=term)
+    report = graphfix.check(Model(kind="meta_graph", text=False, graph_def=meta.graph_def, meta_graph=meta))
+    assert [(f.code, f.node.startswith("while/")) for f in report.findings] == [("GF002", True)], report.findings
+    fixed = rewrite(meta, select=("GF002",))
+    assert_identical(train(tf, meta, ["train"], feeds()), train(tf, fixed, ["train"], feeds()))
+    assert_poisoned(train(tf, meta, ["train"], feeds(alternate=True)))
+    assert_finite(train(tf, fixed, ["train"], feeds(alternate=True)))
 
 
 def test_hazard_inside_the_loop_of_a_bare_graphdef_stays_unfixed(tf):
