@@ -38,9 +38,18 @@ _SECTION = re.compile(r"^([A-Z][A-Za-z ]*[a-z?]):\s*$")
 GUARD_TEXT = {
     "cond": "tf.cond(<hazard cannot fire>, <term>, 0) built from v1 Switch/Merge, so only the taken branch runs",
     "where": "tf.where(<hazard cannot fire>, <term>, 0)",
-    "double_where": "a double tf.where, so neither the value nor the gradient of the unsafe branch is NaN",
+    "double-where": "a double tf.where, so neither the value nor the gradient of the unsafe branch is NaN",
     "stop_gradient": "tf.stop_gradient on the term, so it keeps its value but is not trained on",
     "div_no_nan": "tf.math.divide_no_nan (0 where the denominator is 0)",
+    "safe-norm": "the safe norm where(s > 0, sqrt(where(s > 0, s, 1)), 0), whose gradient at 0 is 0",
+    "exp-half": "exp(x / 2) in place of sqrt(exp(x)): the same value, a gradient that is never inf",
+    "log-softmax": "tf.nn.log_softmax in place of log(softmax)",
+    "gather-log-softmax": "a gather of tf.nn.log_softmax in place of the log of a gathered softmax",
+    "onehot-log-softmax": "sum(one_hot * log_softmax) in place of the log of a one-hot-summed softmax",
+    "log-sigmoid": "-softplus(-z) in place of log(sigmoid(z))",
+    "log-one-minus-sigmoid": "-softplus(z) in place of log(1 - sigmoid(z))",
+    "clamp": "a clamp of the argument into the op's finite range (changes values beyond it)",
+    "masked-mean": "sum(where(mask, x, 0)) / maximum(count(mask), 1): the mean over the valid elements",
 }
 
 

@@ -146,3 +146,19 @@ def test_every_rule_docstring_makes_a_descriptor():
         assert d["id"] == rule.code and d["name"] == rule.name
         assert d["fullDescription"]["text"] and "\n" not in d["shortDescription"]["text"]
         assert d["properties"]["fixSafety"] in ("safe", "unsafe")
+
+
+def test_every_guard_a_golden_case_emits_has_a_description():
+    """SARIF describes each guard by name: no finding falls back to the generic text."""
+    import glob
+    import os
+
+    from graphfix.sarif import GUARD_TEXT
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    emitted = set()
+    for report in glob.glob(os.path.join(here, "golden", "GF*", "*", "report.txt")):
+        for line in open(report):
+            if "(guard: " in line:
+                emitted.add(line.split("(guard: ", 1)[1].split(")", 1)[0])
+    assert emitted and emitted <= set(GUARD_TEXT), emitted - set(GUARD_TEXT)
