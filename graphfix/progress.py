@@ -63,11 +63,14 @@ class Progress:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, \
                 TimeElapsedColumn
+            from rich.table import Column
         except ImportError:
             return
         console = Console(file=self.stream, stderr=self.stream is sys.stderr)
-        self._rich = RichProgress(TextColumn("graphfix"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                  TextColumn("{task.description}"), console=console, transient=True)
+        # the fixed columns keep their width; a long "slowest" path is cut, not the counts
+        described = TextColumn("{task.description}", table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1))
+        self._rich = RichProgress(TextColumn("graphfix"), BarColumn(bar_width=20), MofNCompleteColumn(),
+                                  TimeElapsedColumn(), described, console=console, transient=True, expand=True)
         self._task = self._rich.add_task("", total=self.stats.total)
         self._rich.start()
 
