@@ -328,8 +328,6 @@ def default_jobs() -> int:
 def run(args, options=None, stdout=None, stderr=None) -> int:
     """Run ``check`` or ``rewrite --out-dir`` over every model ``args.input`` names
     (``options``: the rule options the CLI passes to ``check``/``rewrite``)."""
-    from graphfix import io
-    from graphfix.report import Report  # noqa: F401  (the renderers' input)
     from graphfix.results import decode_report
 
     stdout = stdout or sys.stdout
@@ -338,6 +336,8 @@ def run(args, options=None, stdout=None, stderr=None) -> int:
     out_dir = getattr(args, "out_dir", None)
     diff_only = bool(getattr(args, "diff", False))
     if args.report:
+        from graphfix import io
+
         io.check_writable(args.report)
     if mode == "rewrite" and not diff_only:
         if os.path.exists(out_dir) and not os.path.isdir(out_dir):
@@ -386,6 +386,8 @@ def run(args, options=None, stdout=None, stderr=None) -> int:
     else:
         show_table(stderr, table, rows, mode)
     if args.report:
+        from graphfix import io
+
         io.atomic_write(args.report, (text + table if inline else text).encode("utf-8"))
     for _, message in errors:
         stderr.write(f"graphfix: error: {' '.join(message.split())}\n")
@@ -427,7 +429,7 @@ def _cache_options(args, options) -> dict:
 def _collect(args, tasks: list[Task], mode, options, stderr) -> list[Result]:
     """Every task's result, in task order: from the cache, from worker
     processes (``--jobs``/``--timeout``) or run here one after another."""
-    from graphfix import cache as cache_mod, pool
+    from graphfix import cache as cache_mod
     from graphfix.progress import Progress
     from graphfix.results import decode_report, init_worker, process, run_in_worker
 
@@ -474,6 +476,8 @@ def _collect(args, tasks: list[Task], mode, options, stderr) -> list[Result]:
                     res = Result(index=index, path=tasks[index].path,
                                  error=with_path(tasks[index].path, failure), seconds=seconds)
                 done(res)
+
+            from graphfix import pool
 
             pool.run([(t.index, t) for t in todo], run_in_worker, on_done, jobs=jobs, timeout=timeout,
                      init=init_worker, initargs=(mode, list(getattr(args, "op_library", None) or [])))

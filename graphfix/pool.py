@@ -17,8 +17,8 @@ Workers are started with the ``forkserver`` method where the platform has it
 (``spawn`` elsewhere), never by forking the calling process: that process may
 have imported TensorFlow (an ``--op-library``, or a library caller), and a
 forked copy of TensorFlow's threads is not safe to use.  The fork server
-pre-imports graphfix and its rules (no TensorFlow), so a worker starts in a
-few milliseconds.
+pre-imports graphfix, its rules and the graph protobufs (graphfix.preload; no
+TensorFlow), so a worker starts in a few milliseconds.
 
 Workers ignore SIGINT (Ctrl-C in a terminal reaches the whole process
 group); the calling process stops them — SIGTERM, so that an atomic write in
@@ -35,7 +35,7 @@ import time
 
 from graphfix.errors import GraphfixError
 
-PRELOAD = ["graphfix", "rewrites", "graphfix.results"]
+PRELOAD = ["graphfix.preload"]
 _START_FAILURES = 3  # workers in a row that die before their first task: give up
 
 

@@ -58,8 +58,9 @@ def _cli(*args, cwd, env=None, cache=None, timeout=600):
 
 
 def _mask(text):
-    """``text`` with the seconds column (and any other x.yz timing) blanked."""
-    return re.sub(r"\b\d+\.\d\d\b", "S", text)
+    """``text`` with the seconds column (and any other x.yz timing) blanked, and
+    runs of spaces squeezed (a longer time widens the table's column)."""
+    return re.sub(r" +", " ", re.sub(r"\b\d+\.\d\d\b", "S", text))
 
 
 def _files(root):
