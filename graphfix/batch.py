@@ -15,15 +15,27 @@ Inputs are expanded here (so quoted globs work on every shell):
 A model's output path is its path relative to the argument that found it —
 the walked directory, or the non-glob part of the pattern, or just its name
 for a file given directly — under OUT: ``rewrite --out-dir OUT models`` writes
-``models/a/b.pb`` to ``OUT/a/b.pb``; two models that would land on the same
-output path are an error for the second one.  A model that fails to load or repair is
-reported on one line and the run goes on with the others.  The exit status is
-2 if any model failed, else 1 if findings remain, else 0.
+``models/a/b.pb`` to ``OUT/a/b.pb``.  Two models that would land on the same
+output path are an error for the later one in argument order (decided from
+the paths alone, so that it does not depend on which model finishes first).
+A model that fails to load or repair is reported on one line and the run goes
+on with the others.  The exit status is 2 if any model failed, else 1 if
+findings remain, else 0.
 
-A progress bar goes to stderr when stderr is a terminal.  At the end comes a
-table (model, nodes, found, fixed, remaining, seconds, status): on stdout in
-text format, on stderr for the machine formats (whose stdout must stay
-parseable) and with ``--diff`` (whose stdout is the diff).
+How the models are processed (:func:`_collect`): ``--shard K/N`` first keeps
+the models whose path hashes to shard K; batch ``check`` then answers what it
+can from the result cache (graphfix.cache); the rest run in ``--jobs`` worker
+processes with an optional ``--timeout`` each (graphfix.pool), or one after
+another in this process with ``--jobs 1``.  Either way every model goes
+through graphfix.results.process and comes back as plain data, and the
+reports, the table and the exit status are put together here in argument
+order — the output does not depend on ``--jobs`` or on the cache.
+
+Progress (graphfix.progress) goes to stderr when stderr is a terminal.  At
+the end comes a table (model, nodes, found, fixed, remaining, seconds,
+status): on stdout in text format, on stderr for the machine formats (whose
+stdout must stay parseable) and with ``--diff`` (whose stdout is the diff);
+drawn with rich on a terminal.
 """
 from __future__ import annotations
 

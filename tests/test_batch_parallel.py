@@ -309,3 +309,35 @@ def test_progress_shows_rate_and_slowest_model(zoo):
     assert "15/15" in shown and re.search(r"\d+\.\d models/s", shown) and "slowest models/corpus/" in shown
     r = _run("check", "models/corpus", "--no-cache", cwd=zoo)  # not a terminal: nothing
     assert r.returncode == 1 and r.stderr == ""
+    # the summary table on a terminal (stderr, with --format json) is drawn by rich, same figures
+    r = _run("check", "models/corpus", "--no-cache", "--format", "json", cwd=zoo, tty=True)
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", r.stderr)
+    assert r.returncode == 1 and len(json.loads(r.stdout)["models"]) == 15
+    models = json.loads(r.stdout)["models"]
+    total = next(line for line in shown.splitlines() if line.strip().startswith("total (15)"))
+    found = sum(len(m["findings"]) for m in models)
+    assert total.split()[2:6] == [str(sum(m["nodes"] for m in models)), str(found), "-", str(found)], total
+    assert "15 inputs: 3 clean, 12 with findings." in shown and "\x1b[" in r.stderr
+
+
+# ------------------------------------------------------------------ reports survive the trip
+
+@pytest.mark.parametrize("fmt", ["sarif", "github", "json"])
+def test_batch_reports_render_like_single_model_reports(zoo, fmt):
+    """A report that went through a worker process or the cache renders like
+    the one `check MODEL` makes in-process (the batch path with --shard 1/1)."""
+    cache = zoo / "cache"
+    for name in ("where_log_distance_momentum.meta", "embedding_triplet_norm_momentum.pbtxt",
+                 "detection_boolean_mask_momentum.pb"):
+        path = f"models/corpus/{name}"
+        single = _cli("check", path, "--format", fmt, cwd=zoo)
+        for run in ("cold", "warm"):  # computed in a worker, then read from the cache
+            batch = _cli("check", path, "--shard", "1/1", "--format", fmt, "--timeout", "60", cwd=zoo,
+                         cache=cache, env={"GRAPHFIX_TEST_KILL": "models/"} if run == "warm" else None)
+            assert batch.returncode == single.returncode == 1, batch.stderr
+            if fmt == "json":
+                a, b = json.loads(single.stdout), json.loads(batch.stdout)["models"][0]
+                a.pop("timing_ms"), b.pop("timing_ms")
+                assert a == b
+            else:
+                assert batch.stdout == single.stdout, (name, run)
