@@ -148,7 +148,7 @@ class ResultCache:
         content = content_hash(path)
         if content is None:
             return None
-        return _digest(self.salt.encode(), os.path.normpath(path).encode(), content.encode())
+        return _digest(self.salt.encode(), path.encode("utf-8", "surrogateescape"), content.encode())
 
     def _file(self, key: str) -> str:
         return os.path.join(self.dir, key[:2], key + ".json")
