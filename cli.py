@@ -166,7 +166,7 @@ def main(argv=None) -> int:
             print(f"graphfix {__version__}")
             return EXIT_CLEAN
         if args.command is None:
-            print("graphfix: error: no command given (rewrite, check, verify, rules, explain or clean; see graphfix "
+            print("graphfix: error: no command given (rewrite, check, verify, rules or explain; see graphfix "
                   "--help)", file=sys.stderr)
             return EXIT_ERROR
         return _dispatch(args)
