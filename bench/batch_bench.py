@@ -6,10 +6,12 @@ MetaGraphDef .meta, a text GraphDef .pbtxt and a SavedModel directory), adds
 the real-world files under tests/realworld/files/ when that directory exists,
 and times the real CLI (one subprocess per run, as a user or CI runs it):
 
-  check    --jobs 1 vs --jobs 2 (--no-cache); the outputs must be identical
-           except for the seconds column
-  rewrite  --out-dir, --jobs 1 vs --jobs 2; every written file byte for byte
-           identical, and the reports too
+  check    --jobs 1 vs --jobs 2 (--no-cache), alternating, --repeat times
+           each (median); the outputs must be identical except for the
+           seconds column
+  rewrite  --out-dir, --jobs 1 vs --jobs 2, alternating, --rewrite-repeat
+           times each; every written file byte for byte identical, and the
+           reports too
   cache    `check` with an empty cache (cold), then again (warm); the warm
            run must take <= 5 % of the cold one and print the same report
   shard    `check --shard K/4` for K = 1..4; the union of the four must be the
@@ -17,6 +19,7 @@ and times the real CLI (one subprocess per run, as a user or CI runs it):
 
 Usage:
     python bench/batch_bench.py [--json bench/batch_results.json] [--zoo DIR] [--skip-rewrite]
+                                [--repeat 3] [--rewrite-repeat 2]
 """
 import argparse
 import json
@@ -100,11 +103,33 @@ def models_json(stdout: str) -> dict:
     return {m["input"]: {k: v for k, v in m.items() if k != "timing_ms"} for m in data["models"]}
 
 
+def alternate(repeat: int, run):
+    """``run("1")`` and ``run("2")`` (--jobs), alternating, ``repeat`` times each,
+    so that a change in the machine's load hits both alike."""
+    runs = {"1": [], "2": []}
+    for _ in range(repeat):
+        for j in ("1", "2"):
+            runs[j].append(run(j))
+    return runs
+
+
+def summary(runs) -> dict:
+    import statistics
+
+    t1 = statistics.median(t for _, t in runs["1"])
+    t2 = statistics.median(t for _, t in runs["2"])
+    return {"jobs1_s": round(t1, 2), "jobs2_s": round(t2, 2), "speedup": round(t1 / t2, 2),
+            "jobs1_runs_s": [round(t, 2) for _, t in runs["1"]], "jobs2_runs_s": [round(t, 2) for _, t in runs["2"]],
+            "exit": sorted({r.returncode for j in runs for r, _ in runs[j]})}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", default=os.path.join(HERE, "batch_results.json"))
     ap.add_argument("--zoo", help="build the zoo here (kept); default: a temporary directory")
     ap.add_argument("--skip-rewrite", action="store_true")
+    ap.add_argument("--repeat", type=int, default=3, help="check runs per --jobs value (median reported)")
+    ap.add_argument("--rewrite-repeat", type=int, default=2, help="rewrite runs per --jobs value")
     opts = ap.parse_args()
     work = opts.zoo or tempfile.mkdtemp(prefix="graphfix-batch-bench-")
     zoo = os.path.join(work, "zoo")
@@ -121,27 +146,34 @@ def main():
     env = {"GRAPHFIX_CACHE_DIR": cache}
 
     print("check: sequential vs --jobs 2 ...", flush=True)
-    seq, t_seq = cli("check", *inputs, "--jobs", "1", "--no-cache", cwd=work, env=env)
-    par, t_par = cli("check", *inputs, "--jobs", "2", "--no-cache", cwd=work, env=env)
+    runs = alternate(opts.repeat, lambda j: cli("check", *inputs, "--jobs", j, "--no-cache", cwd=work, env=env))
+    seq = runs["1"][0][0]
     table = [line for line in seq.stdout.splitlines() if line.startswith("total (")]
     res["models"] = int(re.search(r"total \((\d+)\)", table[-1]).group(1))
-    res["check"] = {"jobs1_s": round(t_seq, 2), "jobs2_s": round(t_par, 2), "speedup": round(t_seq / t_par, 2),
-                    "exit": [seq.returncode, par.returncode],
-                    "identical": mask(seq.stdout) == mask(par.stdout) and seq.stderr == par.stderr}
+    res["check"] = summary(runs)
+    res["check"]["identical"] = all(mask(r.stdout) == mask(seq.stdout) and r.stderr == seq.stderr
+                                    and r.returncode == seq.returncode for r, _ in runs["1"] + runs["2"])
     print(" ", res["check"], flush=True)
 
     if not opts.skip_rewrite:
         print("rewrite --out-dir: sequential vs --jobs 2 ...", flush=True)
-        a, b = os.path.join(work, "out1"), os.path.join(work, "out2")
-        for d in (a, b):
-            shutil.rmtree(d, ignore_errors=True)
-        seq, t_seq = cli("rewrite", "--out-dir", a, *inputs, "--jobs", "1", cwd=work, env=env)
-        par, t_par = cli("rewrite", "--out-dir", b, *inputs, "--jobs", "2", cwd=work, env=env)
-        fa, fb = files(a), files(b)
-        res["rewrite"] = {"jobs1_s": round(t_seq, 2), "jobs2_s": round(t_par, 2), "speedup": round(t_seq / t_par, 2),
-                          "exit": [seq.returncode, par.returncode], "files": len(fa),
-                          "files_identical": fa == fb,
-                          "reports_identical": mask(seq.stdout.replace(a, "OUT")) == mask(par.stdout.replace(b, "OUT"))}
+        outs = {}
+
+        def rewrite(j):
+            out = os.path.join(work, f"out{j}-{len(outs.setdefault(j, []))}")
+            shutil.rmtree(out, ignore_errors=True)
+            outs[j].append(out)
+            return cli("rewrite", "--out-dir", out, *inputs, "--jobs", j, cwd=work, env=env)
+
+        runs = alternate(opts.rewrite_repeat, rewrite)
+        ref = files(outs["1"][0])
+        res["rewrite"] = summary(runs)
+        res["rewrite"]["files"] = len(ref)
+        res["rewrite"]["files_identical"] = all(files(o) == ref for o in outs["1"] + outs["2"])
+        seq = runs["1"][0][0]
+        res["rewrite"]["reports_identical"] = all(
+            mask(r.stdout.replace(o, "OUT")) == mask(seq.stdout.replace(outs["1"][0], "OUT"))
+            for j in ("1", "2") for (r, _), o in zip(runs[j], outs[j]))
         print(" ", res["rewrite"], flush=True)
 
     print("cache: cold vs warm ...", flush=True)
