@@ -18,7 +18,7 @@ import pytest
 from google.protobuf import text_format
 
 from tests.helpers import ROOT
-from tests.test_batch import HEAD, _table, _tree
+from tests.test_batch import _table, _tree
 
 CASES = ("detection_boolean_mask_momentum", "seq2seq_sequence_mask_adam", "where_log_distance_momentum",
          "safe_losses_mse_weighted_adam", "embedding_triplet_norm_momentum")
