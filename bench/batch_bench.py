@@ -3,8 +3,8 @@
 Builds a model zoo of at least 200 graph files from the corpus of realistic
 TF1 training graphs (tests/corpus: every case as a binary GraphDef .pb, a
 MetaGraphDef .meta, a text GraphDef .pbtxt and a SavedModel directory), adds
-the real-world files under tests/realworld/files/ when that directory exists,
-and times the real CLI (one subprocess per run, as a user or CI runs it):
+the real-world files under tests/realworld/files/ (or --realworld DIR) when
+that directory exists, and times the real CLI (one subprocess per run, as a user or CI runs it):
 
   check    --jobs 1 vs --jobs 2 (--no-cache), alternating, --repeat times
            each (median); the outputs must be identical except for the
@@ -128,6 +128,8 @@ def main():
     ap.add_argument("--json", default=os.path.join(HERE, "batch_results.json"))
     ap.add_argument("--zoo", help="build the zoo here (kept); default: a temporary directory")
     ap.add_argument("--skip-rewrite", action="store_true")
+    ap.add_argument("--realworld", default=REALWORLD,
+                    help="real graph files to add (copied into the zoo; default: tests/realworld/files, if present)")
     ap.add_argument("--repeat", type=int, default=3, help="check runs per --jobs value (median reported)")
     ap.add_argument("--rewrite-repeat", type=int, default=2, help="rewrite runs per --jobs value")
     opts = ap.parse_args()
@@ -139,8 +141,11 @@ def main():
         res["zoo"] = build_zoo(zoo)
     res["zoo_build_s"] = round(time.perf_counter() - t0, 2)
     inputs = ["zoo"]
-    if os.path.isdir(REALWORLD):
-        inputs.append(REALWORLD)
+    if opts.realworld and os.path.isdir(opts.realworld):
+        real = os.path.join(work, "realworld")
+        if not os.path.isdir(real):
+            shutil.copytree(opts.realworld, real, symlinks=True)
+        inputs.append("realworld")
     res["inputs"] = inputs
     cache = os.path.join(work, "cache")
     env = {"GRAPHFIX_CACHE_DIR": cache}
