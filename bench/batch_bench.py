@@ -4,7 +4,8 @@ Builds a model zoo of at least 200 graph files from the corpus of realistic
 TF1 training graphs (tests/corpus: every case as a binary GraphDef .pb, a
 MetaGraphDef .meta, a text GraphDef .pbtxt and a SavedModel directory), adds
 the real-world files under tests/realworld/files/ (or --realworld DIR) when
-that directory exists, and times the real CLI (one subprocess per run, as a user or CI runs it):
+that directory exists, and times the real CLI (one subprocess per run, as a
+user or CI runs it):
 
   check    --jobs 1 vs --jobs 2 (--no-cache), alternating, --repeat times
            each (median); the outputs must be identical except for the
