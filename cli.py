@@ -44,6 +44,43 @@ def _common(p, formats=("text", "json", "sarif", "github")):
     _op_library(p)
 
 
+def _positive(kind):
+    def parse(value: str):
+        try:
+            v = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+        if v <= 0:
+            raise argparse.ArgumentTypeError(f"must be more than 0, not {value}")
+        return v
+    return parse
+
+
+def _shard(value: str):
+    from graphfix.batch import parse_shard
+
+    try:
+        return parse_shard(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _batch(p, cache: bool):
+    """Options of batch runs (several models)."""
+    g = p.add_argument_group("batch runs (several models)")
+    g.add_argument("--jobs", "-j", type=_positive(int), metavar="N",
+                   help="models processed at once, each in a worker process (default: the number of cores; "
+                        "1: one after another in this process)")
+    g.add_argument("--timeout", type=_positive(float), metavar="S",
+                   help="give up on a model after S seconds (reported as a failure; the others go on)")
+    g.add_argument("--shard", type=_shard, metavar="K/N",
+                   help="only shard K of N (1 <= K <= N): a stable 1/N of the models chosen by path hash, "
+                        "so N CI machines cover them exactly once")
+    if cache:
+        g.add_argument("--no-cache", action="store_true", dest="no_cache",
+                       help="neither read nor write the result cache ($GRAPHFIX_CACHE_DIR or .graphfix_cache/)")
+
+
 def _op_library(p):
     p.add_argument("--op-library", action="append", metavar="LIB.so", dest="op_library",
                    help="load a custom-op library (tf.load_op_library) the graph needs (repeatable)")
@@ -77,12 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="guard style for rules that offer several (default: auto)")
     p.add_argument("--unsafe-fixes", action="store_true", help="also apply fixes that change values")
     p.add_argument("--clear-devices", action="store_true", help="drop every device placement")
+    _batch(p, cache=False)
 
     p = sub.add_parser("check", help="report hazards, change nothing (exit 1 if any)")
     p.add_argument("input", nargs="+", metavar="IN",
                    help="model file or SavedModel directory; several, other directories (walked) and globs "
                         "check every model they name (batch mode)")
     _common(p)
+    _batch(p, cache=True)
 
     p = sub.add_parser("verify", help="run ORIGINAL and FIXED in TensorFlow and compare (exit 1 on a mismatch)")
     p.add_argument("original")
@@ -95,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show a traceback on errors")
     _op_library(p)
 
+    sub.add_parser("clean", help="remove the result cache of batch check runs ($GRAPHFIX_CACHE_DIR or "
+                                 ".graphfix_cache/)")
     sub.add_parser("rules", help="list the rules")
     p = sub.add_parser("explain", help="print a rule's documentation")
     p.add_argument("code", help="rule code or name, e.g. GF001")
@@ -167,6 +208,11 @@ def _dispatch(args) -> int:
         return _cmd_rules()
     if args.command == "explain":
         return _cmd_explain(args.code)
+    if args.command == "clean":
+        from graphfix import cache
+
+        print(cache.clean())
+        return EXIT_CLEAN
     if args.command in ("check", "rewrite"):
         from graphfix import batch
 

@@ -15,28 +15,41 @@ Inputs are expanded here (so quoted globs work on every shell):
 A model's output path is its path relative to the argument that found it —
 the walked directory, or the non-glob part of the pattern, or just its name
 for a file given directly — under OUT: ``rewrite --out-dir OUT models`` writes
-``models/a/b.pb`` to ``OUT/a/b.pb``; two models that would land on the same
-output path are an error for the second one.  A model that fails to load or repair is
-reported on one line and the run goes on with the others.  The exit status is
-2 if any model failed, else 1 if findings remain, else 0.
+``models/a/b.pb`` to ``OUT/a/b.pb``.  Two models that would land on the same
+output path are an error for the later one in argument order (decided from
+the paths alone, so that it does not depend on which model finishes first).
+A model that fails to load or repair is reported on one line and the run goes
+on with the others.  The exit status is 2 if any model failed, else 1 if
+findings remain, else 0.
 
-A progress bar goes to stderr when stderr is a terminal.  At the end comes a
-table (model, nodes, found, fixed, remaining, seconds, status): on stdout in
-text format, on stderr for the machine formats (whose stdout must stay
-parseable) and with ``--diff`` (whose stdout is the diff).
+How the models are processed (:func:`_collect`): ``--shard K/N`` first keeps
+the models whose path hashes to shard K; batch ``check`` then answers what it
+can from the result cache (graphfix.cache); the rest run in ``--jobs`` worker
+processes with an optional ``--timeout`` each (graphfix.pool), or one after
+another in this process with ``--jobs 1``.  Either way every model goes
+through graphfix.results.process and comes back as plain data, and the
+reports, the table and the exit status are put together here in argument
+order — the output does not depend on ``--jobs`` or on the cache.
+
+Progress (graphfix.progress) goes to stderr when stderr is a terminal.  At
+the end comes a table (model, nodes, found, fixed, remaining, seconds,
+status): on stdout in text format, on stderr for the machine formats (whose
+stdout must stay parseable) and with ``--diff`` (whose stdout is the diff);
+drawn with rich on a terminal.
 """
 from __future__ import annotations
 
 import dataclasses
 import glob
+import hashlib
 import json
 import os
 import re
-import shutil
 import sys
 import time
 
 from graphfix.errors import GraphfixError
+from graphfix.results import Result, Task, with_path
 
 MODEL_EXTS = (".pb", ".pbtxt", ".meta")
 SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
@@ -85,7 +98,7 @@ def route(args) -> bool:
     ``args.output``) become plain paths again, as the one-model commands expect."""
     paths = list(args.input)
     if args.command == "check":
-        if len(paths) > 1 or _needs_expansion(paths[0]):
+        if len(paths) > 1 or _needs_expansion(paths[0]) or getattr(args, "shard", None):
             return True
         args.input = paths[0]
         return False
@@ -94,6 +107,8 @@ def route(args) -> bool:
         if getattr(args, "dot", None):
             raise GraphfixError("--dot draws one model; use it with `rewrite IN OUT`, not with --out-dir")
         return True
+    if getattr(args, "shard", None):
+        raise GraphfixError("--shard splits batch runs; use it with --out-dir DIR")
     if len(paths) == 2:
         args.input, args.output = paths
         return False
@@ -200,41 +215,6 @@ def expand(paths, exclude: str | None = None) -> tuple[list[Target], list[tuple[
     return targets, errors
 
 
-# ------------------------------------------------------------------ progress
-
-class Progress:
-    """A one-line progress bar on ``stream``, drawn only when it is a terminal."""
-
-    def __init__(self, total: int, stream=None, enabled: bool | None = None):
-        self.stream = stream if stream is not None else sys.stderr
-        if enabled is None:
-            try:
-                enabled = self.stream.isatty()
-            except (AttributeError, ValueError):
-                enabled = False
-        self.enabled = enabled and total > 0
-        self.total = total
-        self.width = 0
-
-    def update(self, done: int, label: str = "") -> None:
-        if not self.enabled:
-            return
-        cols = shutil.get_terminal_size((80, 24)).columns
-        bar_len = 24
-        filled = bar_len * done // max(self.total, 1)
-        line = f"[{'#' * filled}{'.' * (bar_len - filled)}] {done}/{self.total} {label}"
-        line = line[:max(cols - 1, 10)]
-        self.stream.write("\r" + line.ljust(self.width))
-        self.width = len(line)
-        self.stream.flush()
-
-    def done(self) -> None:
-        if self.enabled and self.width:
-            self.stream.write("\r" + " " * self.width + "\r")
-            self.stream.flush()
-            self.width = 0
-
-
 # ------------------------------------------------------------------ table
 
 def render_table(rows: list[Row], mode: str) -> str:
@@ -276,8 +256,8 @@ def _status(report, mode: str, diff_only: bool) -> str:
     return "would fix" if diff_only else "fixed"
 
 
-def _render(fmt: str, reports, mode: str, errors, rows) -> tuple[str, str]:
-    """(stdout text, table text)."""
+def _render(fmt: str, reports, mode: str, errors, rows) -> tuple[str, str, bool]:
+    """(report text, table text, whether the table is part of the report: text format)."""
     from graphfix import __version__
     from graphfix.report import render_text
 
@@ -290,27 +270,77 @@ def _render(fmt: str, reports, mode: str, errors, rows) -> tuple[str, str]:
                 "summary": {"models": len(rows), "errors": len(errors),
                             "found": sum(r.found for r in ok), "fixed": sum(r.fixed or 0 for r in ok),
                             "remaining": sum(r.remaining for r in ok)}}
-        return json.dumps(data, indent=2) + "\n", table
+        return json.dumps(data, indent=2) + "\n", table, False
     if fmt == "sarif":
         from graphfix.sarif import render_sarif
 
-        return render_sarif(reports, mode, errors), table
+        return render_sarif(reports, mode, errors), table, False
     if fmt == "github":
         from graphfix.github import render_github
 
-        return render_github(reports, mode, errors), table
+        return render_github(reports, mode, errors), table, False
     lines = []
     for r in reports:
         if r.findings:
             lines.extend(render_text(r, mode).splitlines()[:r.found])
     text = "\n".join(lines) + ("\n\n" if lines else "")
-    return text + table, ""
+    return text, table, True
+
+
+
+
+def show_table(stream, table: str, rows: list[Row], mode: str) -> None:
+    """Write the summary table: drawn with rich on a terminal (if installed), else ``table`` as it is."""
+    from graphfix.progress import _is_tty
+
+    if rows and _is_tty(stream):
+        try:
+            from graphfix.richtable import render
+
+            stream.write(render(rows, mode, table.splitlines()[-1], stream))
+            return
+        except ImportError:
+            pass
+    stream.write(table)
+
+
+# ------------------------------------------------------------------ run
+
+def parse_shard(value: str) -> tuple[int, int]:
+    """``K/N`` (1 <= K <= N) as ``(K, N)``."""
+    try:
+        k, n = (int(x) for x in value.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard takes K/N (e.g. 2/4), not {value!r}") from None
+    if not 1 <= k <= n:
+        raise ValueError(f"--shard {value}: K must be between 1 and N")
+    return k, n
+
+
+def in_shard(path: str, k: int, n: int) -> bool:
+    """Whether the model at ``path`` belongs to shard ``k`` of ``n``: chosen by a
+    hash of its path relative to the current directory, so every machine of a
+    CI matrix that runs the same command from the same checkout root agrees."""
+    try:
+        rel = os.path.relpath(os.path.abspath(path))
+    except ValueError:  # another drive
+        rel = os.path.normpath(path)
+    digest = hashlib.blake2b(rel.replace(os.sep, "/").encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % n == k - 1
+
+
+def default_jobs() -> int:
+    """The number of cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def run(args, options=None, stdout=None, stderr=None) -> int:
     """Run ``check`` or ``rewrite --out-dir`` over every model ``args.input`` names
     (``options``: the rule options the CLI passes to ``check``/``rewrite``)."""
-    from graphfix import io
+    from graphfix.results import decode_report
 
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
@@ -318,6 +348,8 @@ def run(args, options=None, stdout=None, stderr=None) -> int:
     out_dir = getattr(args, "out_dir", None)
     diff_only = bool(getattr(args, "diff", False))
     if args.report:
+        from graphfix import io
+
         io.check_writable(args.report)
     if mode == "rewrite" and not diff_only:
         if os.path.exists(out_dir) and not os.path.isdir(out_dir):
@@ -327,32 +359,48 @@ def run(args, options=None, stdout=None, stderr=None) -> int:
         except OSError as e:
             raise GraphfixError(f"{out_dir}: cannot create the output directory: {e.strerror or e}") from None
     targets, errors = expand(args.input, exclude=out_dir if mode == "rewrite" else None)
-    errors = [(p, _with_path(p, m)) for p, m in errors]
-    rows: list[Row] = [Row(model=p, status="error") for p, _ in errors]
-    reports, diffs = [], []
-    outputs: dict[str, str] = {}
-    progress = Progress(len(targets), stream=stderr)
-    if options is None:
-        options = {"stop_gradient": list(getattr(args, "stop_gradient", None) or [])}
-    try:
-        _each(args, targets, mode, out_dir, diff_only, options, progress, rows, reports, diffs, errors, outputs)
-    finally:
-        progress.done()
     if not targets and not errors:
         raise GraphfixError("no models given")
+    shard = getattr(args, "shard", None)
+    if shard:
+        targets = [t for t in targets if in_shard(t.path, *shard)]
+    errors = [(p, with_path(p, m)) for p, m in errors]
     # Rows: the arguments that named no model first, then every model in order.
-    text, table = _render(args.format, reports, mode, errors, rows)
+    rows: list[Row] = [Row(model=p, status="error") for p, _ in errors]
+    if options is None:
+        options = {"stop_gradient": list(getattr(args, "stop_gradient", None) or [])}
+    tasks = _tasks(args, targets, mode, out_dir, diff_only, options)
+    results = _collect(args, tasks, mode, options, stderr)
+    reports, diffs = [], []
+    for res in results:
+        row = Row(model=res.path, nodes=res.nodes, seconds=res.seconds)
+        if res.error is not None:
+            if res.traceback:
+                stderr.write(res.traceback)
+            errors.append((res.path, res.error))
+        else:
+            report = decode_report(res.report)
+            reports.append(report)
+            if res.diff is not None:
+                diffs.append(res.diff)
+            row.found, row.fixed, row.remaining = report.found, report.fixed, report.remaining
+            row.status = _status(report, mode, diff_only)
+        rows.append(row)
+    text, table, inline = _render(args.format, reports, mode, errors, rows)
+    main = stderr if diff_only else stdout
     if diff_only:
         stdout.write("".join(diffs))
-        stderr.write(text)
-        if table:
-            stderr.write(table)
+        stdout.flush()
+    main.write(text)
+    if inline:
+        main.flush()
+        show_table(main, table, rows, mode)
     else:
-        stdout.write(text)
-        if table:
-            stderr.write(table)
+        show_table(stderr, table, rows, mode)
     if args.report:
-        io.atomic_write(args.report, text.encode("utf-8"))
+        from graphfix import io
+
+        io.atomic_write(args.report, (text + table if inline else text).encode("utf-8"))
     for _, message in errors:
         stderr.write(f"graphfix: error: {' '.join(message.split())}\n")
     stdout.flush()
@@ -365,66 +413,89 @@ def run(args, options=None, stdout=None, stderr=None) -> int:
     return EXIT_CLEAN
 
 
-def _each(args, targets, mode, out_dir, diff_only, options, progress, rows, reports, diffs, errors, outputs):
-    """Load, check or repair, and write every target; a failure becomes an error row."""
-    import graphfix
-
+def _tasks(args, targets, mode, out_dir, diff_only, options) -> list[Task]:
+    """One task per target; an output path already taken by an earlier target
+    marks the later one as colliding (it fails, the earlier one is written)."""
+    tasks, owners = [], {}
     for i, t in enumerate(targets):
-        progress.update(i, t.path)
-        t0 = time.perf_counter()
-        row = Row(model=t.path)
-        try:
-            model = graphfix.load(t.path)
-            row.nodes = model.node_count
-            if mode == "check":
-                report = graphfix.check(model, select=args.select, ignore=args.ignore, losses=args.loss,
-                                        options=options)
-            else:
-                fixed, report = graphfix.rewrite(model, select=args.select, ignore=args.ignore,
-                                                 unsafe_fixes=args.unsafe_fixes, guard=args.guard, losses=args.loss,
-                                                 clear_devices=args.clear_devices, options=options)
-                if diff_only:
-                    from graphfix.diff import graph_diff
-
-                    diffs.append(graph_diff(model, fixed, t.path, os.path.join(out_dir, t.rel)))
-                else:
-                    out = os.path.join(out_dir, t.rel)
-                    key = os.path.realpath(out)
-                    if key in outputs:
-                        raise GraphfixError(f"its output {out} would overwrite the output of {outputs[key]} "
-                                            "(same relative path); give them separately")
-                    outputs[key] = t.path
-                    parent = os.path.dirname(out)
-                    if parent:
-                        try:
-                            os.makedirs(parent, exist_ok=True)
-                        except OSError as e:
-                            raise GraphfixError(f"{parent}: cannot create directory: {e.strerror or e}") from None
-                    graphfix.save(fixed, out)
-                    report.output = out
-            reports.append(report)
-            row.found, row.fixed, row.remaining = report.found, report.fixed, report.remaining
-            row.status = _status(report, mode, diff_only)
-        except Exception as e:  # noqa: BLE001 — one model's failure must not stop the others
-            errors.append((t.path, _with_path(t.path, _message(e, getattr(args, "debug", False)))))
-            row.status = "error"
-        row.seconds = time.perf_counter() - t0
-        rows.append(row)
-    progress.update(len(targets), "")
+        task = Task(index=i, path=t.path, mode=mode, select=args.select, ignore=args.ignore, losses=args.loss,
+                    options=options, debug=bool(getattr(args, "debug", False)))
+        if mode == "rewrite":
+            task.unsafe_fixes, task.guard = args.unsafe_fixes, args.guard
+            task.clear_devices, task.diff_only = args.clear_devices, diff_only
+            task.out = os.path.join(out_dir, t.rel)
+            key = os.path.realpath(task.out)
+            owner = owners.setdefault(key, t.path)
+            task.collides_with = owner if owner != t.path else None
+        tasks.append(task)
+    return tasks
 
 
-def _with_path(path: str, message: str) -> str:
-    """``message`` starting with ``path:`` (most GraphfixErrors already do)."""
-    return message if message.startswith(f"{path}:") or message.startswith(f"{path} ") else f"{path}: {message}"
+def _cache_options(args, options) -> dict:
+    """The options that change a model's report (part of the cache key)."""
+    return {"command": args.command, "select": args.select, "ignore": args.ignore, "loss": args.loss,
+            "options": options, "op_library": getattr(args, "op_library", None),
+            "guard": getattr(args, "guard", None), "unsafe_fixes": getattr(args, "unsafe_fixes", None)}
 
 
-def _message(e: BaseException, debug: bool) -> str:
-    if debug:
-        import traceback
+def _collect(args, tasks: list[Task], mode, options, stderr) -> list[Result]:
+    """Every task's result, in task order: from the cache, from worker
+    processes (``--jobs``/``--timeout``) or run here one after another."""
+    from graphfix import cache as cache_mod
+    from graphfix.progress import Progress
+    from graphfix.results import decode_report, init_worker, process, run_in_worker
 
-        traceback.print_exc()
-    if isinstance(e, GraphfixError):
-        return str(e)
-    if isinstance(e, MemoryError):
-        return "out of memory"
-    return f"internal error: {type(e).__name__}: {e} (rerun with --debug for a traceback)"
+    results: list[Result | None] = [None] * len(tasks)
+    progress = Progress(len(tasks), stream=stderr)
+    cache = None
+    if mode == "check" and not getattr(args, "no_cache", False) and tasks:
+        cache = cache_mod.ResultCache(cache_mod.directory(), _cache_options(args, options),
+                                      warn=lambda m: stderr.write(f"graphfix: warning: {m}\n"))
+    keys: dict[int, str] = {}
+
+    def done(res: Result) -> None:
+        results[res.index] = res
+        key = keys.get(res.index)
+        if cache is not None and key and res.error is None:
+            cache.put(key, {"nodes": res.nodes, "report": res.report})
+        progress.advance(res.path, res.seconds)
+
+    try:
+        todo = []
+        for task in tasks:
+            if cache is not None:
+                t0 = time.perf_counter()
+                key = cache.key(task.path)
+                hit = cache.get(key) if key else None
+                if hit is not None:
+                    try:
+                        report = hit["report"]
+                        ok = decode_report(report).input == task.path and isinstance(hit.get("nodes"), int)
+                    except (KeyError, TypeError, ValueError, AttributeError):
+                        ok = False
+                    if ok:
+                        done(Result(index=task.index, path=task.path, nodes=hit["nodes"], report=report,
+                                    seconds=time.perf_counter() - t0))
+                        continue
+                if key:
+                    keys[task.index] = key
+            todo.append(task)
+        jobs = getattr(args, "jobs", None) or default_jobs()
+        timeout = getattr(args, "timeout", None)
+        if timeout or (jobs > 1 and len(todo) > 1):
+            def on_done(index, res, failure, seconds):
+                if res is None:
+                    res = Result(index=index, path=tasks[index].path,
+                                 error=with_path(tasks[index].path, failure), seconds=seconds)
+                done(res)
+
+            from graphfix import pool
+
+            pool.run([(t.index, t) for t in todo], run_in_worker, on_done, jobs=jobs, timeout=timeout,
+                     init=init_worker, initargs=(mode, list(getattr(args, "op_library", None) or [])))
+        else:
+            for task in todo:
+                done(process(task))
+    finally:
+        progress.close()
+    return results

@@ -27,3 +27,16 @@ def tf():
     t.compat.v1.disable_eager_execution()
     t.compat.v1.disable_control_flow_v2()
     return t
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _graphfix_cache_dir(tmp_path_factory):
+    """Batch `check` caches results in ./.graphfix_cache by default; the tests
+    keep theirs in a temporary directory, not in the checkout."""
+    old = os.environ.get("GRAPHFIX_CACHE_DIR")
+    os.environ["GRAPHFIX_CACHE_DIR"] = str(tmp_path_factory.mktemp("graphfix_cache"))
+    yield
+    if old is None:
+        os.environ.pop("GRAPHFIX_CACHE_DIR", None)
+    else:
+        os.environ["GRAPHFIX_CACHE_DIR"] = old

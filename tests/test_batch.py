@@ -59,8 +59,8 @@ def _table(text):
     return rows
 
 
-def _run(*args, cwd, tty=False):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", COLUMNS="100")
+def _run(*args, cwd, tty=False, env=None):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", COLUMNS="100", **(env or {}))
     cmd = [sys.executable, os.path.join(ROOT, "cli.py"), *map(str, args)]
     if not tty:
         return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
@@ -198,9 +198,14 @@ def test_machine_formats_keep_stdout_parseable(tmp_path, capsys, monkeypatch):
 
 def test_progress_bar_only_on_a_terminal(tmp_path):
     _tree(tmp_path)
-    r = _run("check", "models/detection.pb", "models/sub/clean.pb", *ONLY, cwd=tmp_path, tty=True)
+    no_rich = tmp_path / "no_rich" / "rich"  # rich not installed: the plain bar
+    no_rich.mkdir(parents=True)
+    (no_rich / "__init__.py").write_text("raise ImportError('no rich here')\n")
+    r = _run("check", "models/detection.pb", "models/sub/clean.pb", *ONLY, cwd=tmp_path, tty=True,
+             env={"PYTHONPATH": str(no_rich.parent)})
     assert r.returncode == 1
-    assert "\r[" in r.stderr and "] 1/2 models/sub/clean.pb" in r.stderr and "] 2/2" in r.stderr
+    assert "\r[" in r.stderr and "] 1/2  " in r.stderr and "] 2/2  " in r.stderr and " models/s" in r.stderr
+    assert "slowest models/" in r.stderr
     assert "\r" not in r.stdout
     r = _run("check", "models/detection.pb", "models/sub/clean.pb", *ONLY, cwd=tmp_path)
     assert r.returncode == 1 and "\r" not in r.stderr and r.stderr == ""
