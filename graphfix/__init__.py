@@ -8,7 +8,7 @@
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the only place the version is written (pyproject.toml reads it)
 
 from graphfix.api import check, load, rewrite, save  # noqa: E402
 from graphfix.errors import GraphfixError  # noqa: E402
