@@ -113,7 +113,7 @@ class ZeroDenominator(Rule):
             why = denominator_kind(ir, facts, num, den)
             if why is None:
                 continue
-            res.append(self.finding(ctx, name, f"divides by {den[0]}, {why} that can be 0: 0/0 = NaN",
+            res.append(self.finding(ctx, name, f"divides by {den[0]} ({why}), which can be 0: 0/0 = NaN",
                                     guard="div_no_nan"))
         return res
 
