@@ -249,13 +249,14 @@ def _emit(report, fmt: str, mode: str, report_file: str | None, stream=None, no_
     from graphfix import io
     from graphfix.report import render
 
+    from graphfix import console
+
     stream = stream or sys.stdout
     text = render(report, fmt, mode)
-    if fmt == "text":
-        from graphfix import console
+    if fmt == "text" and console.color_wanted(stream, no_color) and console.rich_available():
         from graphfix.report import text_lines
 
-        console.write_segments(text_lines(report, mode), stream, console.color_wanted(stream, no_color))
+        console.write_segments(text_lines(report, mode), stream, color=True)
     else:
         stream.write(text)
     if report_file:

@@ -50,7 +50,8 @@ def main() -> None:
     for code in sorted(rows):
         cases = rows[code]
         n = len(cases)
-        print(f"{code}: {n} cases: loss {sum(not c[1] for c in cases)}/{n}, gradients {sum(not c[2] for c in cases)}/{n}, "
+        print(f"{code}: {n} cases: loss {sum(not c[1] for c in cases)}/{n}, "
+              f"gradients {sum(not c[2] for c in cases)}/{n}, "
               f"variables {sum(c[3] > 0 for c in cases if c[5])}/{sum(c[5] for c in cases)}")
 
 
