@@ -5,12 +5,15 @@ import dataclasses
 import json
 
 
-def _short(s: str, limit: int = 80) -> str:
+def _short(s: str, limit: int = 80, keep_end: bool = False) -> str:
+    """``s`` cut to ``limit`` characters with an ellipsis (for a path, its end is kept)."""
     s = str(s)
-    return s if len(s) <= limit else "…" + s[-(limit - 1):]
+    if len(s) <= limit:
+        return s
+    return "…" + s[-(limit - 1):] if keep_end else s[:limit - 1] + "…"
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(repr=False)
 class Finding:
     code: str
     rule: str
@@ -24,6 +27,13 @@ class Finding:
     new_nodes: list[str] = dataclasses.field(default_factory=list)
     note: str = ""  # why a fix was not applied
     data: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        status = "fixed" if self.fixed else "not fixed" if self.note else "found"
+        note = f", note: {_short(self.note, 60)!r}" if self.note else ""
+        extra = f", {len(self.new_nodes)} new nodes" if self.new_nodes else ""
+        return f"<Finding {self.code} {_short(self.node, 60)!r} ({self.op}) {status}{extra}{note}: " \
+               f"{_short(self.message, 100)!r}>"
 
     def to_json(self) -> dict:
         return {"code": self.code, "rule": self.rule, "node": self.node, "op": self.op, "message": self.message,
@@ -73,7 +83,7 @@ class Report:
             what += f" ({', '.join(codes[:5])}{', …' if len(codes) > 5 else ''})"
         if self.mode == "rewrite":
             what += f", {self.fixed} fixed"
-        return f"<Report {self.mode} {_short(self.input)!r}: {self.nodes} nodes, {what}>"
+        return f"<Report {self.mode} {_short(self.input, keep_end=True)!r}: {self.nodes} nodes, {what}>"
 
     @property
     def found(self) -> int:

@@ -223,6 +223,7 @@ for path in sys.argv[1:]:
     fixed, report = graphfix.rewrite(model)
     check = graphfix.check(model)
     out[path] = {"model": repr(model), "fixed": repr(fixed), "report": repr(report), "check": repr(check),
+                 "finding": repr(report.findings[0]),
                  "str": str(report), "version": report.version}
 print(json.dumps(out))
 """
@@ -242,8 +243,9 @@ def test_reprs_are_short(tf, tmp_path):
     assert r.returncode == 0, r.stderr
     for path, kind in ((DETECTION, "GraphDef"), (meta, "MetaGraphDef"), (saved, "SavedModel")):
         d = json.loads(r.stdout)[path]
-        for key in ("model", "fixed", "report", "check"):
+        for key in ("model", "fixed", "report", "check", "finding"):
             assert len(d[key]) < 300, d[key]
+        assert d["finding"].startswith("<Finding GF001 ") and "fixed" in d["finding"]
         assert d["model"].startswith(f"<graphfix.Model {kind} ") and " nodes" in d["model"]
         assert "changed" in d["fixed"] and "changed" not in d["model"]
         assert d["report"].startswith("<Report rewrite ") and "1 fixed" in d["report"]
