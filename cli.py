@@ -292,17 +292,18 @@ def _cmd_rewrite(args) -> int:
         dot.check_target(args.dot)
     from graphfix.console import Activity
 
-    with Activity(f"graphfix: reading {args.input}", no_color=args.no_color) as activity:
+    name = os.path.basename(os.path.normpath(args.input))
+    with Activity(f"graphfix: reading {name}", no_color=args.no_color) as activity:
         model = graphfix.load(args.input)
-        activity.update(f"graphfix: repairing {args.input} ({model.node_count} nodes)")
+        activity.update(f"graphfix: repairing {name} ({model.node_count} nodes)")
         fixed, report = graphfix.rewrite(model, select=args.select, ignore=args.ignore,
                                          unsafe_fixes=args.unsafe_fixes, guard=args.guard, losses=args.loss,
                                          clear_devices=args.clear_devices, options=_options(args))
         if args.dot:
-            activity.update(f"graphfix: drawing {args.dot}")
+            activity.update(f"graphfix: drawing {os.path.basename(args.dot)}")
             dot.write(model, fixed, report.findings, args.dot, title=args.input)
         if not args.diff:
-            activity.update(f"graphfix: writing {args.output}")
+            activity.update(f"graphfix: writing {os.path.basename(os.path.normpath(args.output))}")
             graphfix.save(fixed, args.output)
     if args.diff:  # like ruff: print the change, write no graph; exit 1 if it would change
         from graphfix.diff import diff_text

@@ -110,6 +110,10 @@ class Activity:
             console = _console(out, color_wanted(self.stream, self.no_color), terminal=True)
             self._status = console.status(self.message, spinner="dots")
             self._status.start()
+            from graphfix import tfimport
+
+            # The first fix imports TensorFlow (seconds): say so while it happens.
+            tfimport.on_import = lambda: self.update(f"{self.message} (importing TensorFlow)")
         return self
 
     def update(self, message: str) -> None:
@@ -119,6 +123,9 @@ class Activity:
 
     def __exit__(self, *exc) -> None:
         if self._status is not None:
+            from graphfix import tfimport
+
+            tfimport.on_import = None
             self._status.stop()
             self._status = None
         if self._dup is not None:

@@ -60,12 +60,15 @@ def protos() -> _Protos:
 
 _tf = None
 import_ms = 0.0  # how long this process spent in ``import tensorflow`` (graphfix reports it as its own timing)
+on_import = None  # called with no arguments just before TensorFlow is imported (the CLI's spinner says so)
 
 
 def tf():
     """The full ``tensorflow`` module, in graph mode with v1 control flow available."""
     global _tf, import_ms
     if _tf is None:
+        if on_import is not None:
+            on_import()
         t0 = time.perf_counter()
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         # TensorFlow's C++ start-up chatter goes straight to fd 2; keep our
