@@ -384,10 +384,9 @@ def _each(args, targets, mode, out_dir, diff_only, options, progress, rows, repo
                                                  unsafe_fixes=args.unsafe_fixes, guard=args.guard, losses=args.loss,
                                                  clear_devices=args.clear_devices, options=options)
                 if diff_only:
-                    from graphfix.diff import diff_text
+                    from graphfix.diff import graph_diff
 
-                    diffs.append(diff_text(model, fixed, t.path, os.path.join(out_dir, t.rel), args.diff,
-                                           report.findings))
+                    diffs.append(graph_diff(model, fixed, t.path, os.path.join(out_dir, t.rel)))
                 else:
                     out = os.path.join(out_dir, t.rel)
                     key = os.path.realpath(out)
