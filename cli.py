@@ -40,7 +40,6 @@ def _common(p, formats=("text", "json", "sarif", "github")):
                    help="the loss tensor (repeatable); default: found from the gradient subgraph")
     p.add_argument("--stop-gradient", action="append", metavar="NODE", dest="stop_gradient",
                    help="GF007: a term that stays in the loss value but must not be trained on (repeatable)")
-    p.add_argument("--debug", action="store_true", help="show a traceback on errors")
     _op_library(p)
 
 
@@ -81,6 +80,17 @@ def _batch(p, cache: bool):
                        help="neither read nor write the result cache ($GRAPHFIX_CACHE_DIR or .graphfix_cache/)")
 
 
+def _global_flags(p, default=None):
+    """``--debug`` and ``--no-color``: accepted before the command and after it.
+    The subcommands' copies default to SUPPRESS so they never reset the main
+    parser's value."""
+    p.add_argument("--debug", action="store_true", default=default if default is not None else False,
+                   help="show a traceback on errors")
+    p.add_argument("--no-color", action="store_true", dest="no_color",
+                   default=default if default is not None else False,
+                   help="plain output even on a terminal (also: the NO_COLOR environment variable)")
+
+
 def _op_library(p):
     p.add_argument("--op-library", action="append", metavar="LIB.so", dest="op_library",
                    help="load a custom-op library (tf.load_op_library) the graph needs (repeatable)")
@@ -90,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="graphfix", description="Repair TensorFlow 1.x graphs whose loss can become NaN "
                                                  "on some batches (empty means, zero denominators, NaN "
                                                  "gradients through tf.where, …).")
-    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("-V", "--version", action="store_true", help="print the version and exit")
+    _global_flags(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("rewrite", help="guard every hazard and write the fixed graph",
@@ -101,9 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="IN: GraphDef .pb/.pbtxt, MetaGraphDef .meta, or SavedModel directory; OUT: where to "
                         "write the fixed graph (same kind as the input unless the extension says otherwise). "
                         "With --out-dir: any number of models, directories and globs")
-    p.add_argument("--diff", action="store_true",
-                   help="print a diff of the graph change and write no output graph (OUT may be omitted); "
-                        "exit 1 if the graph would change")
+    p.add_argument("--diff", nargs="?", const="full", choices=("full", "stat"), metavar="full|stat",
+                   help="print the graph change and write no output graph (OUT may be omitted); exit 1 if the "
+                        "graph would change.  --diff (=full): a unified diff per node; --diff=stat: per finding, "
+                        "how many nodes are added, removed, rewired and changed")
     p.add_argument("--dot", metavar="FILE", help="draw each repaired term before/after as Graphviz DOT "
                                                  "(SVG if FILE ends in .svg and Graphviz is installed)")
     p.add_argument("--out-dir", metavar="DIR", dest="out_dir",
@@ -123,15 +135,18 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     _batch(p, cache=True)
 
-    p = sub.add_parser("verify", help="run ORIGINAL and FIXED in TensorFlow and compare (exit 1 on a mismatch)")
-    p.add_argument("original")
-    p.add_argument("fixed")
+    p = sub.add_parser("verify", help="run ORIGINAL and FIXED in TensorFlow and compare (exit 1 on a mismatch)",
+                       description="Run ORIGINAL and FIXED side by side in TensorFlow from the same variable "
+                                   "values: on normal feeds their loss, gradients and one train step must agree; "
+                                   "on feeds that trigger the hazards FIXED must stay finite.  Exit 0 both hold, "
+                                   "1 not, 2 error.")
+    p.add_argument("original", metavar="ORIGINAL", help="the model as it was (before `graphfix rewrite`)")
+    p.add_argument("fixed", metavar="FIXED", help="the repaired model `graphfix rewrite` wrote")
     p.add_argument("--feeds", metavar="FILE.npz", help="normal feeds (placeholder name -> array); default: "
                                                       "random data from the placeholders' dtypes and shapes")
     p.add_argument("--trials", type=int, default=3, metavar="N", help="random normal feeds to try (default 3)")
     p.add_argument("--loss", action="append", metavar="TENSOR", help="the loss tensor (repeatable)")
     p.add_argument("--format", choices=("text", "json"), default="text")
-    p.add_argument("--debug", action="store_true", help="show a traceback on errors")
     _op_library(p)
 
     sub.add_parser("clean", help="remove the result cache of batch check runs ($GRAPHFIX_CACHE_DIR or "
@@ -139,7 +154,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("rules", help="list the rules")
     p = sub.add_parser("explain", help="print a rule's documentation")
     p.add_argument("code", help="rule code or name, e.g. GF001")
+    for p in sub.choices.values():
+        _global_flags(p, default=argparse.SUPPRESS)
     return parser
+
+
+def _normalise(argv: list[str]) -> list[str]:
+    """A bare ``--diff`` means ``--diff=full``, so that it never takes the next
+    word (the input path) as its value; only ``--diff=stat`` picks the other form."""
+    out, rest = [], False
+    for a in argv:
+        rest = rest or a == "--"
+        out.append("--diff=full" if a == "--diff" and not rest else a)
+    return out
 
 
 class _Terminated(BaseException):
@@ -151,7 +178,7 @@ def _on_sigterm(signum, frame):
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    argv = _normalise(sys.argv[1:] if argv is None else list(argv))
     parser = build_parser()
     debug = "--debug" in argv
     try:  # SIGTERM (a CI job cancelled) unwinds like Ctrl-C: no temp file is left behind
@@ -169,7 +196,11 @@ def main(argv=None) -> int:
             print("graphfix: error: no command given (rewrite, check, verify, rules or explain; see graphfix "
                   "--help)", file=sys.stderr)
             return EXIT_ERROR
-        return _dispatch(args)
+        rc = _dispatch(args)
+        sys.stdout.flush()  # a closed pipe shows up here, not at interpreter exit
+        return rc
+    except BrokenPipeError:
+        return _broken_pipe()
     except _UsageError as e:
         print(f"graphfix: error: {e}", file=sys.stderr)
         return EXIT_ERROR
@@ -192,11 +223,27 @@ def main(argv=None) -> int:
             msg = "out of memory"
         else:
             msg = f"internal error: {type(e).__name__}: {e} (rerun with --debug for a traceback)"
-        print(f"graphfix: error: {' '.join(msg.split())}", file=sys.stderr)
+        try:
+            print(f"graphfix: error: {' '.join(msg.split())}", file=sys.stderr)
+        except BrokenPipeError:
+            pass
         return EXIT_ERROR
     finally:
         if old_sigterm is not None:
             signal.signal(signal.SIGTERM, old_sigterm)
+
+
+def _broken_pipe() -> int:
+    """The reader went away (``graphfix rules | head -1``): stop quietly, as
+    Unix tools do, with the status of a process ended by SIGPIPE.  stdout is
+    pointed at /dev/null so that the interpreter's final flush cannot fail too."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    return 128 + getattr(signal, "SIGPIPE", 13)
 
 
 def _dispatch(args) -> int:
@@ -244,12 +291,20 @@ def _cmd_explain(code: str) -> int:
     return EXIT_CLEAN
 
 
-def _emit(report, fmt: str, mode: str, report_file: str | None, stream=None) -> None:
+def _emit(report, fmt: str, mode: str, report_file: str | None, stream=None, no_color: bool = False) -> None:
     from graphfix import io
     from graphfix.report import render
 
+    from graphfix import console
+
+    stream = stream or sys.stdout
     text = render(report, fmt, mode)
-    (stream or sys.stdout).write(text)
+    if fmt == "text" and console.color_wanted(stream, no_color) and console.rich_available():
+        from graphfix.report import text_lines
+
+        console.write_segments(text_lines(report, mode), stream, color=True)
+    else:
+        stream.write(text)
     if report_file:
         io.atomic_write(report_file, text.encode("utf-8"))
 
@@ -265,7 +320,7 @@ def _cmd_check(args) -> int:
     model = graphfix.load(args.input)
     report = graphfix.check(model, select=args.select, ignore=args.ignore, losses=args.loss,
                             options=_options(args))
-    _emit(report, args.format, "check", args.report)
+    _emit(report, args.format, "check", args.report, no_color=args.no_color)
     return EXIT_FINDINGS if report.found else EXIT_CLEAN
 
 
@@ -281,24 +336,32 @@ def _cmd_rewrite(args) -> int:
         from graphfix import dot
 
         dot.check_target(args.dot)
-    model = graphfix.load(args.input)
-    fixed, report = graphfix.rewrite(model, select=args.select, ignore=args.ignore, unsafe_fixes=args.unsafe_fixes,
-                                     guard=args.guard, losses=args.loss, clear_devices=args.clear_devices,
-                                     options=_options(args))
-    if args.dot:
-        dot.write(model, fixed, report.findings, args.dot, title=args.input)
-    if args.diff:  # like ruff: print the change, write no graph; exit 1 if it would change
-        from graphfix.diff import graph_diff
+    from graphfix.console import Activity
 
-        text = graph_diff(model, fixed, args.input, args.output or args.input)
+    name = os.path.basename(os.path.normpath(args.input))
+    with Activity(f"graphfix: reading {name}", no_color=args.no_color) as activity:
+        model = graphfix.load(args.input)
+        activity.update(f"graphfix: repairing {name} ({model.node_count} nodes)")
+        fixed, report = graphfix.rewrite(model, select=args.select, ignore=args.ignore,
+                                         unsafe_fixes=args.unsafe_fixes, guard=args.guard, losses=args.loss,
+                                         clear_devices=args.clear_devices, options=_options(args))
+        if args.dot:
+            activity.update(f"graphfix: drawing {os.path.basename(args.dot)}")
+            dot.write(model, fixed, report.findings, args.dot, title=args.input)
+        if not args.diff:
+            activity.update(f"graphfix: writing {os.path.basename(os.path.normpath(args.output))}")
+            graphfix.save(fixed, args.output)
+    if args.diff:  # like ruff: print the change, write no graph; exit 1 if it would change
+        from graphfix.diff import diff_text
+
+        text = diff_text(model, fixed, args.input, args.output, args.diff, report.findings)
         sys.stdout.write(text)
-        _emit(report, args.format, "rewrite", args.report, stream=sys.stderr)
+        _emit(report, args.format, "rewrite", args.report, stream=sys.stderr, no_color=args.no_color)
         if args.format == "text":
             print("--diff: no graph written.", file=sys.stderr)
         return EXIT_FINDINGS if text or report.remaining else EXIT_CLEAN
-    graphfix.save(fixed, args.output)
     report.output = args.output
-    _emit(report, args.format, "rewrite", args.report)
+    _emit(report, args.format, "rewrite", args.report, no_color=args.no_color)
     return EXIT_FINDINGS if report.remaining else EXIT_CLEAN
 
 

@@ -12,7 +12,7 @@ pay for networkx and the analyses.
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the only place the version is written (pyproject.toml reads it)
 
 __all__ = ["load", "check", "rewrite", "save", "verify", "GraphfixError", "__version__"]
 

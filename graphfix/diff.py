@@ -160,3 +160,65 @@ def _rewired_summary(old, new) -> str:
         parts.append(f"… {len(diffs) - 3} more")
     return "rewired: " + "; ".join(parts)
 
+
+
+def fixed_label(input_label: str, output_label: str | None) -> str:
+    """The fixed side's label: OUT when given, else ``IN (fixed)`` (never ``IN -> IN``)."""
+    return output_label if output_label else f"{input_label} (fixed)"
+
+
+def diff_text(old, new, input_label: str, output_label: str | None = None, style: str = "full",
+              findings=()) -> str:
+    """``rewrite --diff`` output: the full per-node diff (``style="full"``) or
+    the per-finding summary (``"stat"``); ``""`` when the graph is unchanged."""
+    new_label = fixed_label(input_label, output_label)
+    if style == "stat":
+        return diff_stat(old, new, input_label, new_label, findings)
+    return graph_diff(old, new, input_label, new_label)
+
+
+def _owner(name: str, findings) -> int | None:
+    """The index of the finding a changed node belongs to: one of its new
+    nodes, its term, or the term's gradient scope (``…/<term>_grad/…``)."""
+    for i, f in enumerate(findings):
+        if name == f.node or name in f.new_nodes or name.startswith(f"{f.node}/graphfix/"):
+            return i
+    for i, f in enumerate(findings):
+        if f"{f.node}_grad/" in name or name.endswith(f"{f.node}_grad"):
+            return i
+    return None
+
+
+def diff_stat(old, new, old_label: str = "a", new_label: str = "b", findings=()) -> str:
+    """A summary of ``old`` -> ``new``: per finding, how many nodes were added,
+    removed, rewired and changed; nodes no finding owns (a rewired consumer of
+    a new gradient, say) are counted on the finding whose nodes they now read."""
+    old_gd, new_gd = _graph_def(old), _graph_def(new)
+    if old_gd is new_gd:
+        return ""
+    changes = compare(old_gd, new_gd)
+    if changes.empty and _graph_fields(old_gd) == _graph_fields(new_gd):
+        return ""
+    findings = [f for f in findings if f.fixed]
+    new_by = {n.name: n for n in new_gd.node}
+    kinds = ("added", "removed", "rewired", "changed")
+    rows = [dict.fromkeys(kinds, 0) for _ in range(len(findings) + 1)]  # the last: other
+    for kind, name in changes.order:
+        i = _owner(name, findings)
+        if i is None and kind in ("rewired", "changed"):  # attributed by what it now reads
+            for inp in new_by[name].input:
+                i = _owner(inp.lstrip("^").split(":")[0], findings)
+                if i is not None:
+                    break
+        rows[len(findings) if i is None else i][kind] += 1
+    labels = [f"{f.code} {f.node}" for f in findings] + ["other"]
+    table = [(lab, r) for lab, r in zip(labels, rows) if any(r.values())]
+    table.append(("total", {k: sum(r[k] for r in rows) for k in kinds}))
+    width = max(len(lab) for lab, _ in table)
+    cols = {k: max(len(str(r[k])) for _, r in table) for k in kinds}
+    out = [f"graphfix diff --stat {old_label} -> {new_label}"]
+    for lab, r in table:
+        out.append(f" {lab.ljust(width)}  " + "  ".join(f"{str(r[k]).rjust(cols[k])} {k}" for k in kinds))
+    if _graph_fields(old_gd) != _graph_fields(new_gd):
+        out.append(" graph fields (versions, library) changed")
+    return "\n".join(out) + "\n"

@@ -145,6 +145,9 @@ def replace_region(ir, facts, *, code: str, anchor: str, region: list[str], outp
     if anchor in facts.in_loop:
         _pin_to_frame(ir, facts, nodes, inputs)
     nodes = [n for n in nodes if not n.name.endswith("_check") and "_check/" not in n.name]
+    renamed = _shorten_gradient_names(ir, nodes, scope)
+    new_grads = {gp: {t: (renamed.get(g[0], g[0]), g[1]) for t, g in m.items()} for gp, m in new_grads.items()}
+    rewires = [(old, (renamed.get(new[0], new[0]), new[1])) for old, new in rewires]
     check_names_free(ir, nodes)
     ir.add_nodes(nodes, after=anchor)
     new_names = {n.name for n in nodes}
@@ -176,6 +179,43 @@ def replace_region(ir, facts, *, code: str, anchor: str, region: list[str], outp
     # rename then removes).
     _fix_colocation(ir, moved)
     return added
+
+
+def _shorten_gradient_names(ir, nodes, scope: str) -> dict[str, str]:
+    """Drop the repeated scope from new gradient node names, in place.
+
+    ``tf.gradients`` names each op's gradient after the op's full name, so
+    under ``<scope>/grad`` the guard's gradient nodes would be called
+    ``<scope>/grad/<scope>/cond/Mean_grad/…``; they become
+    ``<scope>/grad/cond/Mean_grad/…``.  Inputs and colocations follow.  Nothing
+    is renamed if a short name is already taken.  Returns old -> new names."""
+    from graphfix.ir import input_ref, parse_input
+
+    inner = scope + "/"
+    mapping = {}
+    for n in nodes:
+        head, sep, rest = n.name.partition("/" + inner)
+        if sep and head.startswith(inner + "grad") and "/" not in head[len(inner):]:
+            mapping[n.name] = f"{head}/{rest}"
+    names = {n.name for n in nodes}
+    if any(new in names or new in ir for new in mapping.values()) or len(set(mapping.values())) != len(mapping):
+        return {}
+    for n in nodes:
+        n.name = mapping.get(n.name, n.name)
+        refs = []
+        for s in n.input:
+            src, idx, ctrl = parse_input(s)
+            if src in mapping:
+                s = "^" + mapping[src] if ctrl else input_ref(mapping[src], idx)
+            refs.append(s)
+        del n.input[:]
+        n.input.extend(refs)
+        if "_class" in n.attr:
+            locs = [b"loc:@" + mapping[c[5:].decode()].encode() if c[5:].decode() in mapping else c
+                    for c in n.attr["_class"].list.s]
+            del n.attr["_class"].list.s[:]
+            n.attr["_class"].list.s.extend(locs)
+    return mapping
 
 
 def _free_scope(ir, scope: str) -> str:

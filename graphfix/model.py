@@ -5,7 +5,7 @@ import dataclasses
 from typing import Any
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(repr=False)
 class Model:
     """A graph as loaded from disk.
 
@@ -29,6 +29,14 @@ class Model:
     @property
     def node_count(self) -> int:
         return len(self.graph_def.node)
+
+    def __repr__(self) -> str:
+        # Short on purpose: the graph and the raw bytes can be megabytes.
+        kind = {"graph_def": "GraphDef", "meta_graph": "MetaGraphDef", "saved_model": "SavedModel"}.get(
+            self.kind, self.kind) + (" text" if self.text else "")
+        path = self.path if len(self.path) <= 120 else "…" + self.path[-119:]
+        extra = ", changed" if self.changed else ""
+        return f"<graphfix.Model {kind} {path!r}: {self.node_count} nodes{extra}>"
 
     def with_graph_def(self, graph_def) -> "Model":
         """A copy of this model carrying ``graph_def`` (marked changed)."""

@@ -5,7 +5,15 @@ import dataclasses
 import json
 
 
-@dataclasses.dataclass
+def _short(s: str, limit: int = 80, keep_end: bool = False) -> str:
+    """``s`` cut to ``limit`` characters with an ellipsis (for a path, its end is kept)."""
+    s = str(s)
+    if len(s) <= limit:
+        return s
+    return "…" + s[-(limit - 1):] if keep_end else s[:limit - 1] + "…"
+
+
+@dataclasses.dataclass(repr=False)
 class Finding:
     code: str
     rule: str
@@ -20,23 +28,62 @@ class Finding:
     note: str = ""  # why a fix was not applied
     data: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
+    def __repr__(self) -> str:
+        status = "fixed" if self.fixed else "not fixed" if self.note else "found"
+        note = f", note: {_short(self.note, 60)!r}" if self.note else ""
+        extra = f", {len(self.new_nodes)} new nodes" if self.new_nodes else ""
+        return f"<Finding {self.code} {_short(self.node, 60)!r} ({self.op}) {status}{extra}{note}: " \
+               f"{_short(self.message, 100)!r}>"
+
     def to_json(self) -> dict:
         return {"code": self.code, "rule": self.rule, "node": self.node, "op": self.op, "message": self.message,
                 "guard": self.guard, "safety": self.safety, "fixed": self.fixed, "new_nodes": list(self.new_nodes),
                 **({"note": self.note} if self.note else {})}
 
 
-@dataclasses.dataclass
+def _version() -> str:
+    from graphfix import __version__
+
+    return __version__
+
+
+@dataclasses.dataclass(repr=False)
 class Report:
+    """What ``graphfix.check``/``graphfix.rewrite`` found (and fixed) in one model.
+
+    ``render(fmt)`` gives it as the CLI prints it: ``"text"``, ``"json"``,
+    ``"sarif"`` or ``"github"``."""
+
     input: str
     format: str
     nodes: int
     losses: list[str]
     findings: list[Finding]
     timing_ms: dict[str, float]
-    version: str = ""
+    version: str = dataclasses.field(default_factory=_version)
     output: str | None = None
     nodes_out: int | None = None
+
+    @property
+    def mode(self) -> str:
+        """``"rewrite"`` for a report of ``graphfix.rewrite``, else ``"check"``."""
+        return "rewrite" if self.nodes_out is not None else "check"
+
+    def render(self, fmt: str = "text", mode: str | None = None) -> str:
+        """This report in ``fmt`` (text, json, sarif, github), as the CLI prints it."""
+        return render(self, fmt, mode or self.mode)
+
+    def __str__(self) -> str:
+        return self.render("text").rstrip("\n")
+
+    def __repr__(self) -> str:
+        codes = sorted({f.code for f in self.findings})
+        what = f"{self.found} finding{'s' if self.found != 1 else ''}"
+        if codes:
+            what += f" ({', '.join(codes[:5])}{', …' if len(codes) > 5 else ''})"
+        if self.mode == "rewrite":
+            what += f", {self.fixed} fixed"
+        return f"<Report {self.mode} {_short(self.input, keep_end=True)!r}: {self.nodes} nodes, {what}>"
 
     @property
     def found(self) -> int:
@@ -51,9 +98,7 @@ class Report:
         return self.found - self.fixed
 
     def to_json(self) -> dict:
-        from graphfix import __version__
-
-        return {"tool": "graphfix", "version": __version__, "input": self.input, "format": self.format,
+        return {"tool": "graphfix", "version": self.version, "input": self.input, "format": self.format,
                 "nodes": self.nodes, "losses": list(self.losses),
                 "findings": [f.to_json() for f in self.findings],
                 "summary": {"found": self.found, "fixed": self.fixed, "remaining": self.remaining},
@@ -61,16 +106,31 @@ class Report:
                 **({"output": self.output, "nodes_out": self.nodes_out} if self.output else {})}
 
 
-def render_text(report: Report, mode: str = "check") -> str:
+def text_lines(report: Report, mode: str = "check") -> list[list[tuple[str, str]]]:
+    """The text report as lines of ``(text, kind)`` segments; ``kind`` names the
+    style graphfix.console gives it on a terminal (``""``: unstyled)."""
     lines = []
     for f in report.findings:
-        status = "[fixed]" if f.fixed else "[unsafe fix available]" if (f.fixable and f.safety == "unsafe") \
-            else "[not fixed]" if mode == "rewrite" else "[*]" if f.fixable else ""
+        if f.fixed:
+            status = ("[fixed]", "fixed")
+        elif f.fixable and f.safety == "unsafe":
+            status = ("[unsafe fix available]", "unsafe")
+        elif mode == "rewrite":
+            status = ("[not fixed]", "not_fixed")
+        else:
+            status = ("[*]", "fixable") if f.fixable else ("", "")
         guard = f" (guard: {f.guard})" if f.fixed and f.guard else ""
         note = f": {f.note}" if f.note and not f.fixed and mode == "rewrite" else ""
-        lines.append(f"{report.input}:{f.node}: {f.code} {f.message}{guard} {status}{note}".rstrip())
+        line = [(report.input, "path"), (":", "sep"), (f.node, "node"), (":", "sep"), (" ", ""),
+                (f.code, "code"), (f" {f.message}{guard}", "")]
+        if status[0]:
+            line += [(" ", ""), status]
+        if note:
+            line.append((note, "note"))
+        lines.append(line)
     if not report.findings:
-        lines.append(f"{report.input}: clean ({report.nodes} nodes, no hazards found)")
+        lines.append([(report.input, "path"), (":", "sep"),
+                      (f" clean ({report.nodes} nodes, no hazards found)", "clean")])
     else:
         hidden = sum(1 for f in report.findings if not f.fixed and f.fixable and f.safety == "unsafe")
         summary = f"Found {report.found} hazard{'s' if report.found != 1 else ''}"
@@ -79,18 +139,29 @@ def render_text(report: Report, mode: str = "check") -> str:
         else:
             fixable = sum(1 for f in report.findings if f.fixable and f.safety == "safe")
             summary += f" ({fixable} fixable with `graphfix rewrite`)."
+        line = [(summary, "summary")]
         if hidden:
-            summary += f" {hidden} hidden fix{'es' if hidden != 1 else ''} can be enabled with --unsafe-fixes."
-        lines.append(summary)
-    return "\n".join(lines) + "\n"
+            line.append((f" {hidden} hidden fix{'es' if hidden != 1 else ''} can be enabled with --unsafe-fixes.",
+                         ""))
+        lines.append(line)
+    return lines
+
+
+def render_text(report: Report, mode: str = "check") -> str:
+    return "".join("".join(t for t, _ in line).rstrip() + "\n" for line in text_lines(report, mode))
 
 
 def render_json(report: Report) -> str:
     return json.dumps(report.to_json(), indent=2, sort_keys=False) + "\n"
 
 
+FORMATS = ("text", "json", "sarif", "github")
+
+
 def render(report: Report, fmt: str = "text", mode: str = "check") -> str:
     """``report`` in ``fmt``: text, json, sarif (graphfix.sarif) or github (graphfix.github)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown report format {fmt!r} (one of {', '.join(FORMATS)})")
     if fmt == "json":
         return render_json(report)
     if fmt == "sarif":

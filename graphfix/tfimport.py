@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import time
 import types
 
 from graphfix.errors import GraphfixError
@@ -58,12 +59,17 @@ def protos() -> _Protos:
 
 
 _tf = None
+import_ms = 0.0  # how long this process spent in ``import tensorflow`` (graphfix reports it as its own timing)
+on_import = None  # called with no arguments just before TensorFlow is imported (the CLI's spinner says so)
 
 
 def tf():
     """The full ``tensorflow`` module, in graph mode with v1 control flow available."""
-    global _tf
+    global _tf, import_ms
     if _tf is None:
+        if on_import is not None:
+            on_import()
+        t0 = time.perf_counter()
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         # TensorFlow's C++ start-up chatter goes straight to fd 2; keep our
         # stderr to the one-line contract.
@@ -81,6 +87,7 @@ def tf():
                 os.close(saved)
                 os.close(devnull)
 
+        import_ms += (time.perf_counter() - t0) * 1000
         core = sys.modules.get("tensorflow.core")
         if core is not None and not hasattr(tensorflow, "core"):
             tensorflow.core = core

@@ -360,6 +360,7 @@ class VerifyResult:
         }
 
     def render(self, fmt: str = "text") -> str:
+        """The result as ``graphfix verify`` prints it: ``"text"`` or ``"json"``."""
         if fmt == "json":
             return json.dumps(_json_safe(self.to_json()), indent=2) + "\n"
         c = self.counts
@@ -367,8 +368,9 @@ class VerifyResult:
                  f"losses: {', '.join(self.losses)}",
                  f"train ops: {', '.join(self.train_ops) or '(none: forward and gradients only)'}",
                  f"placeholders: {', '.join(self.placeholders) or '(none)'}"]
-        what = (f"{c['loss']} loss{'es' if c['loss'] != 1 else ''}, {c['grads']} gradients, "
-                f"{c['applied']} applied gradients, {c['variables']} variables after one train step")
+        what = _enumerate([_count(c["loss"], "loss", "losses"), _count(c["grads"], "gradient"),
+                           _count(c["applied"], "gradient an optimizer applies", "gradients the optimizers apply"),
+                           _count(c["variables"], "variable after one train step", "variables after one train step")])
         agree = sum(t["agree"] for t in self.normal)
         head = f"normal feeds: {agree}/{len(self.normal)} agree on {what}"
         if self.normal_ok:
@@ -556,3 +558,18 @@ def verify(original, fixed, feeds=None, losses=None, trials: int = 3, steps: int
         counts=counts, normal=normal, trigger=trigger,
         findings=[f"{f.code} {f.node}" for f in report.findings],
         remaining=[f"{f.code} {f.node}" for f in fixed_report.findings], notes=notes)
+
+
+def _count(n: int, singular: str, plural: str | None = None) -> str | None:
+    """``1 loss``, ``3 losses``; ``None`` for 0 (left out of the sentence)."""
+    if not n:
+        return None
+    return f"{n} {singular if n == 1 else plural or singular + 's'}"
+
+
+def _enumerate(parts) -> str:
+    """``a, b and c`` of the parts that are not ``None``."""
+    parts = [p for p in parts if p]
+    if not parts:
+        return "nothing"
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]

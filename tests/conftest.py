@@ -4,6 +4,9 @@ import sys
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Tests read graphfix's plain output; a CI that forces colour (FORCE_COLOR)
+# must not turn it into ANSI codes.  tests/test_cli_ux.py checks colour itself.
+os.environ.pop("FORCE_COLOR", None)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)

@@ -38,10 +38,11 @@ def test_diff_prints_and_writes_nothing(tmp_path):
     r = cli("rewrite", "--diff", "examples/detection.pb", *ONLY, cwd=tmp_path)
     assert r.returncode == 1, r.stderr  # the graph would change
     out = r.stdout
-    assert out.startswith("graphfix diff examples/detection.pb -> examples/detection.pb: ")
+    # no OUT: the fixed side is labelled as such, not "model.pb -> model.pb"
+    assert out.startswith("graphfix diff examples/detection.pb -> examples/detection.pb (fixed): ")
     assert "48 added, 14 removed, 1 rewired, 1 changed" in out.splitlines()[0]
     # an added node: a whole block of '+' lines against /dev/null
-    assert ("--- /dev/null\n+++ examples/detection.pb:loss/Mean_1/graphfix/GF001/nonempty\n@@ -0,0 +1,"
+    assert ("--- /dev/null\n+++ examples/detection.pb (fixed):loss/Mean_1/graphfix/GF001/nonempty\n@@ -0,0 +1,"
             in out)
     assert '+  op: "Greater"\n' in out
     # a removed node of the stale gradient scope

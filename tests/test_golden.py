@@ -28,8 +28,11 @@ def _cases():
 
 
 def _write(path, text):
-    with open(path, "w") as f:
+    """Atomic: parallel workers (pytest -n) may write tf_version.txt at once."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
         f.write(text)
+    os.replace(tmp, path)
 
 
 @pytest.mark.parametrize("rule,name,builder,options", list(_cases()))

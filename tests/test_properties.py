@@ -8,8 +8,8 @@ Random loss graphs are composed from the hazard patterns and ordinary terms
 * on random *triggering* feeds the fixed graph's loss and gradients are finite;
 * rewriting is deterministic and idempotent.
 
-Feeds compared and mismatches are counted; the last test asserts the totals
-(>= 1000 feeds, 0 mismatches) and prints them.
+Feeds compared and mismatches are counted; after the property has run, the
+same test asserts the totals (>= 1000 feeds, 0 mismatches) and prints them.
 """
 import os
 import subprocess
@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 import graphfix
@@ -103,11 +103,16 @@ def _finite(vals):
     return all(np.all(np.isfinite(v)) for v in vals)
 
 
+# Hypothesis derandomizes from the function's source, so any edit would draw
+# other graphs; this pins the 90 it has always drawn (the seed derandomize gave
+# the original test, hypothesis.internal.reflection.function_digest).
+@seed(int("2246423495793746091451874815951564489945990734307821"
+          "0127685195053066562455784279105982884490644804337594620506276514"))
 @settings(max_examples=90, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(terms=st.lists(st.tuples(st.sampled_from(PATTERNS), st.sampled_from([0.5, 1.0, 2.0])), min_size=1,
                       max_size=4),
        seed=st.integers(0, 2**31 - 1))
-def test_random_loss_graphs_keep_behaviour(tf, terms, seed):
+def check_random_loss_graph(tf, terms, seed):
     gd = build(tf, terms)
     model = Model(kind="graph_def", text=False, graph_def=gd, path="random", raw=gd.SerializeToString())
     fixed, report = graphfix.rewrite(model, unsafe_fixes=True)
@@ -135,8 +140,12 @@ def test_random_loss_graphs_keep_behaviour(tf, terms, seed):
     assert again is fixed and report2.found == 0
 
 
-def test_property_totals():
-    """Runs after the property test (file order): the totals the issue asks for."""
+def test_random_loss_graphs_keep_behaviour(tf):
+    """The property over every graph hypothesis draws, then the totals the
+    issue asks for.  One test, so that the totals never depend on which
+    pytest-xdist worker ran the property (they were two tests in file order)."""
+    STATS.update(dict.fromkeys(STATS, 0))
+    check_random_loss_graph(tf)
     print(f"\nproperty totals: {STATS}")
     assert STATS["graphs"] >= 80
     assert STATS["normal_feeds"] >= 1000, STATS
