@@ -170,9 +170,6 @@ class GraphIR:
                                 f"expected at least {i + 1}: the graph is malformed")
         return ins[i]
 
-    def control_inputs(self, name: str) -> list[str]:
-        return [s[1:] for s in self.node(name).input if s.startswith("^")]
-
     def consumers(self, name: str, out: int | None = None) -> list[tuple[str, int]]:
         """Data consumers of ``name`` (of its output ``out`` if given) as (consumer, input position)."""
         res = []

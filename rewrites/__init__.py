@@ -40,7 +40,6 @@ RULES = [
     MaskedMean,
 ]
 
-BY_CODE = {r.code: r for r in RULES}
 BY_NAME = {r.name: r for r in RULES}
 
 

@@ -7,7 +7,7 @@ from graphfix.guards import div_no_nan
 from graphfix.passes import Rule
 
 SOURCE_NAMES = {"Where": "tf.boolean_mask / tf.where", "DynamicPartition": "tf.dynamic_partition",
-                "ListDiff": "tf.setdiff1d", "SetDiff1d": "tf.setdiff1d"}
+                "ListDiff": "tf.setdiff1d"}
 
 
 class EmptyReduction(Rule):

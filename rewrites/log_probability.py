@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from graphfix.analysis import ranges
 from graphfix.analysis.consts import const_scalar
 from graphfix.analysis.dtypes import is_float
 from graphfix.analysis.guards import strip
@@ -10,7 +11,7 @@ from graphfix.analysis.matcher import Pattern, match_any
 from graphfix.guards import clone_with
 from graphfix.passes import Rule
 
-GATHERS = ("Gather", "GatherV2", "GatherNd", "ResourceGather")
+GATHERS = tuple(sorted(ranges.GATHERS))
 _PROB_PASS = ("Identity", "Reshape", "Squeeze", "ExpandDims", "Transpose", "Sum", "Mul", "Max", "Min", "Mean",
               "Select", "SelectV2", "Cast") + GATHERS
 TINY = {1: np.finfo(np.float32).tiny, 2: np.finfo(np.float64).tiny, 19: np.finfo(np.float16).tiny,

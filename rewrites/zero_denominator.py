@@ -6,7 +6,7 @@ from graphfix.analysis.guards import size_source, strip
 from graphfix.guards import div_no_nan
 from graphfix.passes import Rule
 
-DIVISIONS = ("RealDiv", "Div", "TrueDiv")
+DIVISIONS = ("RealDiv", "Div")
 NORMS = ("Sqrt", "EuclideanNorm")
 
 

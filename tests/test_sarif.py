@@ -49,7 +49,7 @@ def test_check_sarif_is_valid_and_complete(validator):
     assert ids == sorted(r.code for r in rewrites.RULES)
     gf001 = driver["rules"][ids.index("GF001")]
     assert gf001["name"] == "empty-reduction"
-    assert gf001["shortDescription"]["text"] == rewrites.BY_CODE["GF001"].summary
+    assert gf001["shortDescription"]["text"] == rewrites.lookup("GF001")[0].summary
     assert "mean" in gf001["fullDescription"]["text"].lower()
     assert "What it does" in gf001["help"]["text"] and "### Fix safety" in gf001["help"]["markdown"]
     assert gf001["properties"]["fixSafety"] == "safe"

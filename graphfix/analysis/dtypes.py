@@ -11,7 +11,6 @@ from graphfix.errors import GraphfixError
 DT_FLOAT, DT_DOUBLE, DT_INT32, DT_INT64, DT_BOOL = 1, 2, 3, 9, 10
 DT_BFLOAT16, DT_HALF = 14, 19
 FLOAT_TYPES = frozenset({DT_FLOAT, DT_DOUBLE, DT_BFLOAT16, DT_HALF})
-INT_TYPES = frozenset({DT_INT32, DT_INT64, 4, 5, 6, 17, 22, 23})
 REF_OFFSET = 100
 
 BOOL_OPS = frozenset({"Less", "LessEqual", "Greater", "GreaterEqual", "Equal", "NotEqual", "LogicalAnd",
@@ -68,7 +67,3 @@ def out_dtype(ir, name: str, out: int = 0) -> int | None:
 
 def is_float(ir, name: str, out: int = 0) -> bool:
     return out_dtype(ir, name, out) in FLOAT_TYPES
-
-
-def is_bool(ir, name: str, out: int = 0) -> bool:
-    return out_dtype(ir, name, out) == DT_BOOL
