@@ -4,17 +4,12 @@ from __future__ import annotations
 import math
 
 from graphfix.analysis.dtypes import is_float
+from graphfix.analysis.guards import clamped_after
 from graphfix.guards import clone_with
 from graphfix.passes import Rule
 
 # A little under log(max finite) per dtype: exp() stays finite below it.
 LIMIT = {1: 88.0, 2: 709.0, 19: 11.0, 14: 88.0}
-
-
-def clamped_after(ir, name: str) -> bool:
-    """Every consumer of ``name`` clips or min/maxes it right away."""
-    cons = ir.consumers(name)
-    return bool(cons) and all(ir.op(dst) in ("Minimum", "Maximum", "ClipByValue") for dst, _ in cons)
 
 
 class ExpOverflow(Rule):

@@ -4,11 +4,10 @@ from __future__ import annotations
 import math
 
 from graphfix.analysis.absval import NO
-from graphfix.analysis.dtypes import is_float
+from graphfix.analysis.dtypes import TINY, is_float
+from graphfix.analysis.guards import clamped_after
 from graphfix.guards import clone_with
 from graphfix.passes import Rule
-from rewrites.exp_overflow import clamped_after
-from rewrites.log_probability import TINY
 
 
 class LogUnbounded(Rule):

@@ -1,55 +1,10 @@
 """GF006 masked-nan-term."""
 from __future__ import annotations
 
-from graphfix.analysis.cones import private_cone, sanitized_by, singular_sites
-from graphfix.analysis.consts import const_scalar
+from graphfix.analysis.cones import mask_sites
 from graphfix.analysis.dtypes import is_float
-from graphfix.analysis.guards import strip
 from graphfix.guards import clone_with, sanitize
 from graphfix.passes import Rule
-
-
-def _is_nonzero_test(ir, c, w) -> bool:
-    c = strip(ir, c)
-    if ir.op(c[0]) != "NotEqual":
-        return False
-    a, b = ir.inputs(c[0])[:2]
-    return strip(ir, a) == strip(ir, w) and const_scalar(ir, b) == 0
-
-
-def _repaired_at_birth(ir, ranges, site) -> bool:
-    """The singular op is a ``log`` of a softmax/sigmoid probability that reaches
-    0 on its own: the non-finite value is born there, and GF005 rewrites that
-    log into its exact log-domain form (log_softmax, -softplus), which fixes
-    every element — a double where keyed on the weight would only hide the
-    masked-out ones."""
-    from rewrites.log_probability import pattern
-
-    node, pos, _ = site
-    return ir.op(node) == "Log" and pattern(ir, node) is not None and \
-        ranges.value(ir.inputs(node)[pos]).reaches_zero()
-
-
-def mask_sites(ir, facts, mul: str):
-    """[(weight position, term position, sites)] for ``weight * term`` products
-    whose term has unguarded singular ops and whose weight is a mask or data."""
-    res = []
-    ranges = facts.ranges
-    ins = ir.inputs(mul)
-    for wpos, tpos in ((0, 1), (1, 0)):
-        w, term = ins[wpos], ins[tpos]
-        if ranges.positive(w) or not (ranges.mask_like(w) or ranges.data_only(w)):
-            continue  # a random draw (eps of a reparameterisation) or a learned weight is no mask
-        cone = private_cone(ir, term[0], mul, facts.grad_scopes.is_gradient_node)
-        if not cone:
-            continue
-        sites = [s for s in singular_sites(ir, ranges, cone,
-                                           lambda t, w=w: sanitized_by(ir, t, lambda c: _is_nonzero_test(ir, c, w),
-                                                                       True))
-                 if facts.on_gradient_path(s[0]) and not _repaired_at_birth(ir, ranges, s)]
-        if sites:
-            res.append((wpos, tpos, sites))
-    return res
 
 
 class MaskedTerm(Rule):

@@ -51,7 +51,6 @@ class StopGradient(Rule):
         return res
 
     def fix(self, ctx, finding):
-        ir = ctx.ir
         node = finding.node
 
         def build(b):

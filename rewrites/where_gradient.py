@@ -1,32 +1,10 @@
 """GF003 where-nan-gradient."""
 from __future__ import annotations
 
-from graphfix.analysis.cones import private_cone, sanitized_by, singular_sites
+from graphfix.analysis.cones import where_sites
 from graphfix.analysis.dtypes import is_float
-from graphfix.analysis.guards import strip
 from graphfix.guards import clone_with, sanitize
 from graphfix.passes import Rule
-
-
-def where_sites(ir, facts, select: str):
-    """Singular op inputs inside either branch of ``select``:
-    [(branch position, [(op, input position, safe value)…])]."""
-    cond = ir.input(select, 0)
-    res = []
-    for pos in (1, 2):
-        branch = ir.inputs(select)[pos]
-        cone = private_cone(ir, branch[0], select, facts.grad_scopes.is_gradient_node)
-        if not cone:
-            continue
-        keep_when = pos == 1
-
-        def ok(t, keep_when=keep_when):
-            return sanitized_by(ir, t, lambda c: strip(ir, c) == strip(ir, cond), keep_when)
-
-        sites = [s for s in singular_sites(ir, facts.ranges, cone, ok) if facts.on_gradient_path(s[0])]
-        if sites:
-            res.append((pos, sites))
-    return res
 
 
 class WhereGradient(Rule):

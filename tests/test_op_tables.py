@@ -3,9 +3,9 @@ registers: a misspelt or invented name (``TrueDiv``, ``BatchGather``) would
 silently never match."""
 import pytest
 
-from graphfix.analysis import cones, dtypes, loss, matcher, ranges, transfer
+from graphfix.analysis import cones, dtypes, loss, matcher, probability, ranges, transfer
 from graphfix.analysis.numeric import _NO_RECOMPUTE
-from rewrites import empty_reduction, log_probability, safe_norm, zero_denominator
+from rewrites import empty_reduction, safe_norm, zero_denominator
 
 TABLES = {
     "transfer.TRANSFER": set(transfer.TRANSFER),
@@ -22,7 +22,7 @@ TABLES = {
     "numeric._NO_RECOMPUTE": set(_NO_RECOMPUTE),
     "zero_denominator.DIVISIONS": set(zero_denominator.DIVISIONS) | set(zero_denominator.NORMS),
     "safe_norm.ROOTS": set(safe_norm.ROOTS) | set(safe_norm._SQUARES) | set(safe_norm._SUMS),
-    "log_probability._PROB_PASS": set(log_probability._PROB_PASS),
+    "probability._PROB_PASS": set(probability._PROB_PASS),
     "empty_reduction.SOURCE_NAMES": set(empty_reduction.SOURCE_NAMES),
 }
 

@@ -10,7 +10,9 @@ ops only.
 from __future__ import annotations
 
 from graphfix.analysis.consts import const_value
+from graphfix.analysis.consts import const_scalar
 from graphfix.analysis.guards import strip
+from graphfix.analysis.probability import repairable_at_birth
 
 ELEMENTWISE = frozenset({
     "Add", "AddV2", "Sub", "Mul", "RealDiv", "Div", "Neg", "Abs", "Square", "Log", "Log1p", "Exp", "Expm1",
@@ -105,3 +107,79 @@ def sanitized_by(ir, t, pred_ok, polarity: bool) -> bool:
     c, a, b = ir.inputs(t[0])[:3]
     alt = strip(ir, b if polarity else a)
     return pred_ok(c) and (const_value(ir, alt[0]) is not None or ir.op(alt[0]) in ("OnesLike", "ZerosLike", "Fill"))
+
+
+# ---------------------------------------------------------------- the sites GF003 and GF006 guard
+
+def where_sites(ir, facts, select: str):
+    """Singular op inputs inside either branch of ``select``:
+    [(branch position, [(op, input position, safe value)…])]."""
+    cond = ir.input(select, 0)
+    res = []
+    for pos in (1, 2):
+        branch = ir.inputs(select)[pos]
+        cone = private_cone(ir, branch[0], select, facts.grad_scopes.is_gradient_node)
+        if not cone:
+            continue
+        keep_when = pos == 1
+
+        def ok(t, keep_when=keep_when):
+            return sanitized_by(ir, t, lambda c: strip(ir, c) == strip(ir, cond), keep_when)
+
+        sites = [s for s in singular_sites(ir, facts.ranges, cone, ok) if facts.on_gradient_path(s[0])]
+        if sites:
+            res.append((pos, sites))
+    return res
+
+
+def _is_nonzero_test(ir, c, w) -> bool:
+    c = strip(ir, c)
+    if ir.op(c[0]) != "NotEqual":
+        return False
+    a, b = ir.inputs(c[0])[:2]
+    return strip(ir, a) == strip(ir, w) and const_scalar(ir, b) == 0
+
+
+def _repaired_at_birth(ir, facts, site) -> bool:
+    """The singular op is a ``log`` of a softmax/sigmoid probability that reaches
+    0 on its own: the non-finite value is born there, and GF005 rewrites that
+    log into its exact log-domain form (log_softmax, -softplus), which fixes
+    every element — a double where keyed on the weight would only hide the
+    masked-out ones."""
+    node, pos, _ = site
+    return ir.op(node) == "Log" and facts.ranges.value(ir.inputs(node)[pos]).reaches_zero() and \
+        repairable_at_birth(ir, facts, node)
+
+
+def mask_sites(ir, facts, mul: str):
+    """[(weight position, term position, sites)] for ``weight * term`` products
+    whose term has unguarded singular ops and whose weight is a mask or data."""
+    res = []
+    ranges = facts.ranges
+    ins = ir.inputs(mul)
+    for wpos, tpos in ((0, 1), (1, 0)):
+        w, term = ins[wpos], ins[tpos]
+        if ranges.positive(w) or not (ranges.mask_like(w) or ranges.data_only(w)):
+            continue  # a random draw (eps of a reparameterisation) or a learned weight is no mask
+        cone = private_cone(ir, term[0], mul, facts.grad_scopes.is_gradient_node)
+        if not cone:
+            continue
+        sites = [s for s in singular_sites(ir, ranges, cone,
+                                           lambda t, w=w: sanitized_by(ir, t, lambda c: _is_nonzero_test(ir, c, w),
+                                                                       True))
+                 if facts.on_gradient_path(s[0]) and not _repaired_at_birth(ir, facts, s)]
+        if sites:
+            res.append((wpos, tpos, sites))
+    return res
+
+
+def guarded_elsewhere(ir, facts) -> set[str]:
+    """Singular ops that GF003's or GF006's double where will guard."""
+    res: set[str] = set()
+    for n in facts.nodes_of("Select", "SelectV2", "Mul"):
+        op = ir.op(n)
+        if op in ("Select", "SelectV2"):
+            res.update(s for _, sites in where_sites(ir, facts, n) for s, _, _ in sites)
+        elif op == "Mul":
+            res.update(s for _, _, sites in mask_sites(ir, facts, n) for s, _, _ in sites)
+    return res

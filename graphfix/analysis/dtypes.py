@@ -6,12 +6,17 @@ give int32/int64.  ``None`` means unknown.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from graphfix.errors import GraphfixError
 
 DT_FLOAT, DT_DOUBLE, DT_INT32, DT_INT64, DT_BOOL = 1, 2, 3, 9, 10
 DT_BFLOAT16, DT_HALF = 14, 19
 FLOAT_TYPES = frozenset({DT_FLOAT, DT_DOUBLE, DT_BFLOAT16, DT_HALF})
 REF_OFFSET = 100
+# The smallest normal value per float dtype (a clamp floor that stays finite under log).
+TINY = {1: np.finfo(np.float32).tiny, 2: np.finfo(np.float64).tiny, 19: np.finfo(np.float16).tiny,
+        14: np.finfo(np.float32).tiny}
 
 BOOL_OPS = frozenset({"Less", "LessEqual", "Greater", "GreaterEqual", "Equal", "NotEqual", "LogicalAnd",
                       "LogicalOr", "LogicalNot", "IsFinite", "IsNan", "IsInf", "All", "Any",

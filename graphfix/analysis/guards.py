@@ -28,3 +28,9 @@ def size_source(ir, t: tuple[str, int]) -> tuple[str, int] | None:
         if ir.op(shp[0]) == "Shape":
             return strip(ir, ir.input(shp[0], 0))
     return None
+
+
+def clamped_after(ir, name: str) -> bool:
+    """Every consumer of ``name`` clips or min/maxes it right away."""
+    cons = ir.consumers(name)
+    return bool(cons) and all(ir.op(dst) in ("Minimum", "Maximum", "ClipByValue") for dst, _ in cons)

@@ -535,7 +535,6 @@ def clip(ev, name, ins) -> AbsVal:
 
 def reduce_sum(ev, name, ins) -> AbsVal:
     x = ins[0]
-    dt = ev.dtype(name)
     keeps = ev.keeps_empty(name)
     empty_out = x.empty and keeps is not False
     zero = x.zero if x.lo <= 0 <= x.hi else NO

@@ -1,0 +1,104 @@
+"""Logs of probabilities: the ``log(p)`` forms with an exact log-domain
+rewrite (log_softmax, -softplus), which GF005 applies and other rules defer
+to, and where the probability comes from."""
+from __future__ import annotations
+
+from graphfix.analysis import ranges
+from graphfix.analysis.consts import const_scalar
+from graphfix.analysis.guards import strip
+from graphfix.analysis.matcher import Pattern, match_any
+
+GATHERS = tuple(sorted(ranges.GATHERS))
+_PROB_PASS = ("Identity", "Reshape", "Squeeze", "ExpandDims", "Transpose", "Sum", "Mul", "Max", "Min", "Mean",
+              "Select", "SelectV2", "Cast") + GATHERS
+
+_LOGITS = Pattern("*", "z")
+_SOFTMAX = Pattern("Softmax", "src", [_LOGITS])
+_SIGMOID = Pattern("Sigmoid", "src", [_LOGITS])
+# log(p) forms with an exact log-domain rewrite, by kind (tried in this order).
+PATTERNS = {
+    "log_softmax": Pattern("Log", "log", [_SOFTMAX]),
+    "log_sigmoid": Pattern("Log", "log", [_SIGMOID]),
+    "log_one_minus_sigmoid": Pattern("Log", "log", [Pattern("Sub", "p", [Pattern("Const", const=lambda k: k == 1.0),
+                                                                         _SIGMOID])]),
+    "gather_log_softmax": Pattern("Log", "log", [Pattern("|".join(GATHERS), "p", [_SOFTMAX])]),
+    "onehot_log_softmax": Pattern("Log", "log", [Pattern("Sum", "p", [
+        Pattern("Mul", "m", [Pattern("OneHot", "onehot"), _SOFTMAX])])]),
+}
+
+
+def pattern(ir, log: str):
+    """How ``Log(p)`` can be rewritten exactly: (kind, region, source op, extra)."""
+    found = match_any(ir, PATTERNS, log)
+    if found is None:
+        return None
+    kind, m = found
+    region = [log] + [m[k][0] for k in ("p", "m") if k in m] + [m["src"][0]]
+    return kind, region, m["src"][0], m.get("onehot")
+
+
+def probability_like(ir, t) -> bool:
+    """``t`` is a probability computed by Softmax/Sigmoid (possibly gathered,
+    summed, multiplied, selected or ``1 - p``)."""
+    todo, seen = [strip(ir, t)], set()
+    while todo:
+        cur = todo.pop()
+        if cur in seen:
+            continue
+        seen.add(cur)
+        op = ir.op(cur[0])
+        if op in ("Softmax", "Sigmoid"):
+            return True
+        ins = ir.inputs(cur[0])
+        if op == "Sub" and const_scalar(ir, ins[0]) == 1.0:
+            todo.append(strip(ir, ins[1]))
+        elif op in _PROB_PASS:
+            nxt = ins[1:3] if op.startswith("Select") else ins[:2] if op == "Mul" else ins[:1]
+            todo.extend(strip(ir, x) for x in nxt)
+    return False
+
+
+def restructurable(ir, facts, group) -> bool:
+    """The softmax/sigmoid and the ops between it and its logs feed nothing
+    else that is differentiated (their gradient scopes can be replaced)."""
+    if not group:
+        return False
+    region = {n for _, reg, _, _ in group for n in reg}
+    outs = {reg[0] for _, reg, _, _ in group}
+    grad = facts.grad_scopes.is_gradient_node
+    for n in region - outs:
+        for dst, _ in ir.consumers(n):
+            if dst not in region and not grad(dst) and ir.op(dst) not in ("Shape", "Size", "ZerosLike"):
+                if facts.loss_ancestors is None or dst in facts.loss_ancestors:
+                    return False
+    return True
+
+
+def log_group(ir, src: str):
+    """Every log of the same softmax/sigmoid with an exact log-domain form,
+    rewritten together (their gradients meet in the source op's scope)."""
+    logs = set()
+    stack = [src]
+    seen = set()
+    while stack:
+        n = stack.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        for dst, _ in ir.consumers(n):
+            if ir.op(dst) == "Log":
+                logs.add(dst)
+            elif ir.op(dst) in ("Identity", "Sub") + GATHERS + ("Mul", "Sum"):
+                stack.append(dst)
+    group = []
+    for log in sorted(logs, key=ir.order.__getitem__):
+        pat = pattern(ir, log)
+        if pat is not None and pat[2] == src:
+            group.append(pat)
+    return group
+
+
+def repairable_at_birth(ir, facts, log: str) -> bool:
+    """``log`` has an exact log-domain form that can replace it (GF005's safe fix)."""
+    pat = pattern(ir, log)
+    return pat is not None and restructurable(ir, facts, log_group(ir, pat[2]))
