@@ -78,11 +78,14 @@ class Context:
         self.covered: set[str] = set()  # nodes a rule's finding already covers (report-only rules skip them)
         self.domain_covered: set[str] = set()  # ... by a where whose test keeps the input in its domain
         self._facts: Facts | None = None
+        self._first: Facts | None = None
 
     @property
     def facts(self) -> Facts:
         if self._facts is None or self._facts.version != self.ir.version:
-            self._facts = Facts(self.ir, self.losses)
+            self._facts = Facts(self.ir, self.losses, pinned=self._first)
+            if self._first is None:
+                self._first = self._facts
         return self._facts
 
 

@@ -184,3 +184,25 @@ def test_opt_in_rules_run_only_when_selected(monkeypatch, tf):
     assert graphfix.check(model).found == 0
     assert [f.code for f in graphfix.check(model, select=["GF010"]).findings] == ["GF010"]
     assert [f.code for f in graphfix.check(model, select=["masked-mean"]).findings] == ["GF010"]
+
+
+def test_rewrite_reports_what_check_reports_when_an_eval_metric_sits_beside_the_loss(tf):
+    """After the first guard is spliced into the gradient subgraph, the losses and
+    gradient calls stay those of the graph as read: an evaluation metric's
+    division (no gradient, not the loss) does not become a finding mid-rewrite."""
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [4, 3], name="x")
+        y = tf.compat.v1.placeholder(tf.float32, [4, 3], name="y")
+        w = tf.compat.v1.get_variable("w", [3, 3], initializer=tf.constant_initializer(0.1), use_resource=False)
+        pred = tf.matmul(x, w)
+        observed = tf.cast(tf.not_equal(y, 0.0), tf.float32)
+        count = tf.cast(tf.math.count_nonzero(y), tf.float32)
+        loss = tf.math.truediv(tf.reduce_sum(tf.square(pred * observed - y)), tf.reduce_sum(observed), name="loss")
+        tf.compat.v1.train.AdamOptimizer(0.01).minimize(loss, name="train")
+        tf.math.truediv(tf.reduce_sum(tf.abs(pred * observed - y)), count, name="eval_mae")  # a sink, no gradient
+    model = _model(g.as_graph_def())
+    checked = [(f.code, f.node) for f in graphfix.check(model).findings]
+    fixed, report = graphfix.rewrite(model)
+    assert checked == [("GF002", "loss")] and [(f.code, f.node) for f in report.findings] == checked
+    assert report.remaining == 0

@@ -10,10 +10,16 @@ from graphfix.analysis import controlflow, gradpath, loss, numeric, ranges
 class Facts:
     """Lazily computed, cached analysis results for one version of an IR."""
 
-    def __init__(self, ir, losses=None):
+    def __init__(self, ir, losses=None, pinned: "Facts | None" = None):
         self.ir = ir
         self.version = ir.version
         self._given_losses = list(losses or [])
+        if pinned is not None:
+            # The losses and gradient calls of the graph as it was read: a
+            # guard spliced into the gradient subgraph must not make them look
+            # different (and, say, an evaluation metric look like a loss).
+            self.__dict__["_losses"] = pinned._losses
+            self.__dict__["seeds"] = pinned.seeds
 
     @functools.cached_property
     def _losses(self):
