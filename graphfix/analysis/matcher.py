@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from graphfix.analysis.consts import const_scalar
 from graphfix.analysis.guards import strip
 
 COMMUTATIVE = frozenset({"Add", "AddV2", "Mul", "Maximum", "Minimum", "Equal", "NotEqual", "LogicalAnd",
@@ -49,8 +50,6 @@ def _match(ir, pat: Pattern, t, bound: dict):
     if pat.op != "*" and ir.op(t[0]) not in pat.ops:
         return None
     if pat.const is not None:
-        from graphfix.analysis.consts import const_scalar
-
         k = const_scalar(ir, t)
         if k is None or not pat.const(k):
             return None

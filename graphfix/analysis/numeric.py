@@ -196,6 +196,11 @@ class Numeric:
             self._nouts[name] = n
         return n
 
+    def empty_argument(self, name: str) -> bool:
+        """A function body analysed on its own: ``name`` stands for an argument
+        that may be empty at a call site (``ir.may_be_empty_args``)."""
+        return name in getattr(self.ir, "may_be_empty_args", ())
+
     def trained(self, name: str) -> bool:
         """``name`` (a variable, its handle or a read of it) is updated by an optimizer's apply op."""
         if self._trained is None:

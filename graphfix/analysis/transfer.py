@@ -17,8 +17,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from graphfix.analysis.absval import ASSUMED, INF, NO, REACHABLE, TOP, AbsVal, exact, fl, interval, join, \
-    outward, semantics
+from graphfix.analysis.absval import ASSUMED, INF, INT_LIMITS, NO, REACHABLE, TOP, AbsVal, exact, fl, interval, \
+    join, outward, semantics, top_for
 
 # ---------------------------------------------------------------- helpers
 
@@ -77,10 +77,14 @@ def const(ev, name, ins) -> AbsVal:
 
 def placeholder(ev, name, ins) -> AbsVal:
     dt = ev.dtype(name)
+    if ev.empty_argument(name):  # a function argument whose value at a call site may be empty
+        return dataclasses.replace(placeholder_value(ev, name, dt), empty=True)
+    return placeholder_value(ev, name, dt)
+
+
+def placeholder_value(ev, name, dt) -> AbsVal:
     if dt == 10:
         return interval(0.0, 1.0, REACHABLE, lo_hit=True, hi_hit=True)
-    from graphfix.analysis.absval import INT_LIMITS, top_for
-
     if dt in INT_LIMITS:  # fed integers (lengths, ids, counts) are 0 on ordinary batches: padding, empty
         return top_for(dt, data=True, zero=REACHABLE)
     return top_for(dt, data=True)
@@ -94,8 +98,6 @@ def variable(ev, name, ins) -> AbsVal:
     """A variable's value is unknown; ``learned`` when an optimizer trains it
     (training can drive it anywhere, 0 included), not for moving averages."""
     dt = ev.dtype(name)
-    from graphfix.analysis.absval import top_for
-
     return top_for(dt, learned=ev.trained(name))
 
 
