@@ -30,10 +30,6 @@ _OUTPUT_ARGS = {
                          "reserve_space_3"),
 }
 
-NOTE = ("inside function {fn} (TF2 functional control flow: an If/While/call body in the function library); "
-        "graphfix does not rewrite function bodies, the graph is left as it is")
-
-
 def _called(attr_values, names):
     for v in attr_values:
         if v.HasField("func") and v.func.name:
@@ -121,9 +117,7 @@ def check_functions(graph_def, rules) -> list:
         for f in found:
             f.data = dict(f.data or {}, function=fn, function_node=f.node)
             f.node = f"{fn}/{f.node}"
-            f.fixable = False
             f.fixed = False
-            f.note = NOTE.format(fn=fn)
             f.message = f"{f.message} (inside function {fn})"
             findings.append(f)
     return findings

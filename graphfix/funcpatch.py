@@ -1,0 +1,420 @@
+"""Repairing hazards inside TF2 functional control flow.
+
+A graph built with control flow v2 keeps the branches of ``If``/``StatelessIf``,
+the cond and body of ``While``/``StatelessWhile`` and the callees of
+``PartitionedCall``/``StatefulPartitionedCall`` as ``FunctionDef``s in its
+library.  :func:`repair_functions`
+
+1. analyses every function the forward graph calls (recursively: a cond
+   inside a while body is repaired first and the body then calls the
+   repaired branch) as a graph of its own (:mod:`graphfix.funcgraph`), with
+   its float return values as the losses, and runs the selected rules on it
+   through the ordinary pass manager, always with ``where`` guards (a v1
+   ``Switch``/``Merge`` cond cannot be differentiated inside a function);
+2. writes each changed body back under a **new** function name with the same
+   signature (so another call site of a shared function is not changed under
+   it, and ``Tout``/``T``/``output_types``/``_output_shapes`` of every call
+   site stay valid), and points the forward call sites at it; functions the
+   rules leave alone stay byte-identical;
+3. regenerates the gradient of every ``tf.gradients`` prefix whose loss
+   depends on a changed call site (architecture.md, strategy 1): the graph is
+   imported into a scratch ``tf.Graph`` and ``tf.gradients`` is called again
+   for the same loss, variables, ``grad_ys``, gating and colocation under a
+   temporary prefix.  TensorFlow rebuilds the branch/body ``FuncGraph``s
+   from the new FunctionDefs, as ``cond_v2``/``while_v2`` do for any
+   imported op, reusing the intermediates the forward op already exposes
+   (the ``OptionalFromValue`` outputs of a ``_rewritten`` branch, the
+   accumulators of a while body) and adding those the guard needs.  The new
+   gradient replaces the old one node for node under the old names, so the
+   ``Apply*`` ops, clipping and the train op read it unchanged; the old
+   gradient functions are dropped from the library.
+
+If the regeneration fails, nothing is changed and the findings stay unfixed
+with the reason.
+"""
+from __future__ import annotations
+
+import re
+
+from graphfix.errors import GraphfixError
+from graphfix.ir import GraphIR, parse_input
+
+_TMP = "_graphfix_fnregen"
+_GRAD_FN = re.compile(r"^(?P<base>.+)_grad_(?P<uid>\d+)$")
+
+
+def _calls(nodedef):
+    """``(attr key, index or None, function name)`` for every function ``nodedef`` calls through an attr."""
+    for key in sorted(nodedef.attr):
+        v = nodedef.attr[key]
+        if v.HasField("func") and v.func.name:
+            yield key, None, v.func.name
+        elif v.HasField("list"):
+            for i, f in enumerate(v.list.func):
+                yield key, i, f.name
+
+
+def _set_call(nodedef, key, index, name):
+    if index is None:
+        nodedef.attr[key].func.name = name
+    else:
+        nodedef.attr[key].list.func[index].name = name
+
+
+def _callees(nodedef, library):
+    res = [name for _, _, name in _calls(nodedef)]
+    if nodedef.op in library:
+        res.append(nodedef.op)
+    return res
+
+
+def reachable(nodes, library) -> set[str]:
+    """Names of the library functions ``nodes`` call, transitively."""
+    seen: set[str] = set()
+    todo = [c for n in nodes for c in _callees(n, library)]
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in library:
+            continue
+        seen.add(name)
+        todo.extend(c for n in library[name].node_def for c in _callees(n, library))
+    return seen
+
+
+class _Functions:
+    """Analyses and repairs library functions, each once (memoised by name)."""
+
+    def __init__(self, library, rules, apply, unsafe_fixes, options):
+        self.lib = {f.signature.name: f for f in library.function}
+        self.rules = rules
+        self.apply = apply
+        self.unsafe_fixes = unsafe_fixes
+        self.options = options
+        self.memo: dict[str, str | None] = {}
+        self.new: list = []  # new FunctionDefs, in the order made
+        self.findings: list = []
+
+    def _new_name(self, fn: str) -> str:
+        name, k = f"{fn}_graphfix", 0
+        while name in self.lib:
+            k += 1
+            name = f"{fn}_graphfix_{k}"
+        return name
+
+    def visit(self, fn: str) -> str | None:
+        """The name of the repaired copy of ``fn`` (None: unchanged)."""
+        if fn in self.memo:
+            return self.memo[fn]
+        self.memo[fn] = None  # a recursive call sees the function as it is
+        from graphfix.analysis.dtypes import FLOAT_TYPES
+        from graphfix.funcgraph import to_function_def, to_graph_def
+        from graphfix.passes import Context, run
+
+        fdef = self.lib[fn]
+        try:
+            gd, sinks = to_graph_def(fdef, self.lib)
+        except GraphfixError:
+            return None  # a body this reader cannot follow is left alone
+        nested = False
+        for n in gd.node:
+            for key, index, callee in list(_calls(n)):
+                if callee in self.lib:
+                    new = self.visit(callee)
+                    if new:
+                        _set_call(n, key, index, new)
+                        nested = True
+            if n.op in self.lib:
+                new = self.visit(n.op)
+                if new:
+                    n.op = new
+                    nested = True
+        ir = GraphIR(gd, copy=False)
+        losses = [f"{s}:0" for s, out in zip(sinks, fdef.signature.output_arg) if out.type in FLOAT_TYPES]
+        ctx = Context(ir, losses=losses, guard="where", unsafe_fixes=self.unsafe_fixes, options=self.options)
+        try:
+            found, _ = run(ctx, self.rules, self.apply)
+        except GraphfixError:
+            raise
+        except Exception:  # noqa: BLE001 — a body the analyses cannot read is skipped, never fatal
+            return None
+        for f in found:
+            f.data = dict(f.data or {}, function=fn, function_node=f.node)
+            f.node = f"{fn}/{f.node}"
+            f.message = f"{f.message} (inside function {fn})"
+            self.findings.append(f)
+        if self.apply and (ir.changed or nested):
+            name = self._new_name(fn)
+            new = to_function_def(fdef, ir.to_graph_def(), sinks, name, self.lib)
+            self.lib[name] = new
+            self.new.append(new)
+            self.memo[fn] = name
+            for f in found:
+                f.data["function_fixed"] = name
+        return self.memo[fn]
+
+
+def repair_functions(ir, facts, rules, apply, unsafe_fixes=False, options=None, meta=None) -> list:
+    """Findings inside the functions the forward graph calls; with ``apply``,
+    repaired as the module docstring says (``ir`` is replaced in place)."""
+    gd = ir.to_graph_def()
+    scopes = facts.grad_scopes
+    sites = [n for n in ir.names() if not scopes.is_gradient_node(n)]
+    work = _Functions(gd.library, rules, apply, unsafe_fixes, options)
+    changed_sites: dict[str, list] = {}
+    for name in sites:
+        nd = ir.node(name)
+        for key, index, callee in _calls(nd):
+            if callee in work.lib:
+                new = work.visit(callee)
+                if new:
+                    changed_sites.setdefault(name, []).append((key, index, new))
+        if nd.op in work.lib:
+            work.visit(nd.op)  # a direct call: reported; repaired through a call attr only
+    findings = work.findings
+    if not apply or not changed_sites:
+        for f in findings:
+            if f.fixed and not changed_sites:
+                f.fixed = False
+        return findings
+    try:
+        final = _apply(ir, facts, gd, work, changed_sites, meta)
+    except GraphfixError:
+        raise
+    except Exception as e:  # noqa: BLE001 — TensorFlow raises many kinds; the findings keep a note
+        if type(e).__name__ == "FixError":
+            msg = str(e)
+        else:
+            msg = f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
+        for f in findings:
+            if f.fixed:
+                f.fixed = False
+                f.new_nodes = []
+                f.note = f"cannot regenerate the gradient of the repaired function: {msg}"
+        return findings
+    version = ir.version
+    keep = {k: v for k, v in vars(ir).items() if k in ("meta_graph", "regen_names", "regen_contexts")}
+    GraphIR.__init__(ir, final, copy=False)
+    ir.__dict__.update(keep)
+    ir.version = version + 1
+    ir.changed = True
+    return findings
+
+
+def _apply(ir, facts, gd, work, changed_sites, meta):
+    new_gd = type(gd)()
+    new_gd.CopyFrom(gd)
+    new_gd.library.function.extend(work.new)
+    index = {n.name: n for n in new_gd.node}
+    for name, calls in changed_sites.items():
+        for key, idx, new in calls:
+            _set_call(index[name], key, idx, new)
+    # the gradient prefixes whose loss reads a changed call site
+    import networkx as nx
+
+    prefixes = []
+    for gp, loss in facts.seeds:
+        node = parse_input(loss)[0]
+        anc = nx.ancestors(ir.g, node) | {node}
+        if any(s in anc for s in changed_sites) and gp not in prefixes:
+            prefixes.append(gp)
+    result = _regenerate(new_gd, facts, prefixes, meta) if prefixes else new_gd
+    _prune_library(result, gd)
+    return result
+
+
+def _prune_library(result, original) -> None:
+    """Drop the functions only the replaced call sites and gradients called."""
+    lib = {f.signature.name: f for f in result.library.function}
+    before = reachable(original.node, {f.signature.name: f for f in original.library.function})
+    now = reachable(result.node, lib)
+    drop = {name for name in lib if name not in now and (name in before or name not in
+                                                          {f.signature.name for f in original.library.function})}
+    if drop:
+        keep = [f for f in result.library.function if f.signature.name not in drop]
+        del result.library.function[:]
+        result.library.function.extend(keep)
+
+
+def _bump_uid(names) -> None:
+    """Move TensorFlow's op uid counter past every number in the library's
+    function names, so gradient functions made now (``<fn>_grad_<uid>``)
+    cannot take a name the graph already uses."""
+    from tensorflow.python.framework import ops
+
+    top = max((int(m) for n in names for m in re.findall(r"\d+", n) if len(m) < 9), default=0)
+    while ops.uid() <= top:
+        pass
+
+
+def _regenerate(gd, facts, prefixes, meta):
+    from graphfix.gradients import FixError
+    from graphfix.regenerate import _colocated_outside, _grad_ys, _only_used_by, _trainable, VARIABLE_OPS
+    from graphfix.tfimport import tf as _tf
+    import networkx as nx
+
+    tf = _tf()
+    seeds = {}
+    for gp, loss in facts.seeds:
+        seeds.setdefault(gp, loss)
+    members = facts.grad_scopes.members
+    work = GraphIR(gd, copy=False)
+    g = tf.Graph()
+    with g.as_default():
+        _bump_uid([f.signature.name for f in gd.library.function])
+        tf.compat.v1.import_graph_def(gd, name="")
+        trainable = _trainable(meta, work)
+        renames = {}
+        for gp in prefixes:
+            new_prefix = gp + _TMP
+            if g.unique_name(new_prefix, mark_as_used=False) != new_prefix:
+                raise FixError(f"name {new_prefix!r} is taken")
+            loss = g.get_tensor_by_name(seeds[gp])
+            loss_node = seeds[gp].rsplit(":", 1)[0]
+            anc = nx.ancestors(work.g, loss_node)
+            xs_names = [n for n in work.names() if n in anc and work.op(n) in VARIABLE_OPS]
+            if trainable:
+                xs_names = [n for n in xs_names if n in trainable] or xs_names
+            xs = [g.get_tensor_by_name(n + ":0") for n in xs_names]
+            grad_ys = _grad_ys(work, gp)
+            gy = [g.get_tensor_by_name(grad_ys)] if grad_ys else None
+            gate = any("/tuple/control_dependency" in n for n in members if n.startswith(gp + "/"))
+            coloc = any(_colocated_outside(work, n, gp) for n in members if n.startswith(gp + "/"))
+            tf.compat.v1.gradients([loss], xs, grad_ys=gy, name=new_prefix, gate_gradients=gate,
+                                   colocate_gradients_with_ops=coloc)
+            renames[new_prefix] = gp
+        exported = g.as_graph_def()
+        shapes = {op.name: [t.shape.as_proto() for t in op.outputs] for op in g.get_operations()}
+
+    old_names = set(work.names())
+    old_lib = {f.signature.name for f in gd.library.function}
+    new_nodes = [n for n in exported.node if n.name not in old_names]
+    changed = {}
+    for n in exported.node:
+        if n.name not in old_names:
+            continue
+        o = work.node(n.name)
+        diff = list(n.input) != list(o.input) or any(k in n.attr and n.attr[k] != o.attr[k] for k in o.attr)
+        if diff:
+            c = type(o)()
+            c.CopyFrom(o)
+            del c.input[:]
+            c.input.extend(n.input)
+            for k in n.attr:
+                if k in o.attr or k in ("Tout", "T", "output_shapes", "_num_original_outputs"):
+                    c.attr[k].CopyFrom(n.attr[k])
+            if "_output_shapes" in o.attr:
+                del c.attr["_output_shapes"].list.shape[:]
+                c.attr["_output_shapes"].list.shape.extend(shapes[n.name])
+            changed[n.name] = c
+    full_gd = type(gd)()
+    full_gd.CopyFrom(gd)
+    del full_gd.node[:]
+    full_gd.node.extend(changed.get(n.name, n) for n in gd.node)
+    full_gd.node.extend(new_nodes)
+    full_gd.library.function.extend(f for f in exported.library.function if f.signature.name not in old_lib)
+    full = GraphIR(full_gd, copy=False)
+    prefix_of = {}
+    for gp_new, gp in renames.items():
+        for n in full.names():
+            if n.startswith(gp + "/"):
+                prefix_of[n] = (gp, gp_new)
+    old_grad = set(prefix_of)
+    dead = _only_used_by(full, old_grad)
+    for n in sorted(old_grad, key=full.order.__getitem__):
+        gp, gp_new = prefix_of[n]
+        for dst in [c for c, _ in full.consumers(n)] + full.control_consumers(n):
+            if dst not in dead and gp_new + n[len(gp):] not in full:
+                raise FixError(f"the regenerated gradient has no counterpart of {n} (read by {dst})")
+
+    def rename(s: str) -> str:
+        ctrl = s.startswith("^")
+        body = s[1:] if ctrl else s
+        for new_p, old_p in renames.items():
+            if body.startswith(new_p + "/"):
+                body = old_p + body[len(new_p):]
+                break
+        return ("^" if ctrl else "") + body
+
+    final = type(gd)()
+    final.CopyFrom(full_gd)
+    del final.node[:]
+    new_names = {n.name for n in new_nodes}
+    placed = False
+    first_old = next((n for n in full.names() if n in dead), None)
+    renamed_new = []
+    for n in new_nodes:
+        c = type(n)()
+        c.CopyFrom(n)
+        c.name = rename(c.name)
+        refs = [rename(s) for s in c.input]
+        del c.input[:]
+        c.input.extend(refs)
+        if "_class" in c.attr:
+            locs = [(b"loc:@" + rename(s.decode()[5:]).encode()) if s.startswith(b"loc:@") else s
+                    for s in c.attr["_class"].list.s]
+            del c.attr["_class"].list.s[:]
+            c.attr["_class"].list.s.extend(locs)
+        renamed_new.append(c)
+    for name in full.names():
+        if name in new_names:
+            continue
+        if name == first_old and not placed:
+            final.node.extend(renamed_new)
+            placed = True
+        if name in dead:
+            continue
+        n = full.node(name)
+        if any(s.lstrip("^") != rename(s).lstrip("^") for s in n.input):
+            n = type(n)()
+            n.CopyFrom(full.node(name))
+            refs = [rename(s) for s in n.input]
+            del n.input[:]
+            n.input.extend(refs)
+        final.node.add().CopyFrom(n)
+    if not placed:
+        final.node.extend(renamed_new)
+    _canonical_grad_names(final, old_lib)
+    return final
+
+
+def _canonical_grad_names(gd, old_lib) -> None:
+    """Rename the gradient functions made now from ``<fn>_grad_<uid>`` (the
+    uid depends on what the process built before) to ``<fn>_grad_<k>`` with
+    the smallest free ``k``, numbered in library order: the output is the same
+    whatever ran before in the process."""
+    taken = set(old_lib)
+    renames = {}
+    new = [f for f in gd.library.function if f.signature.name not in old_lib]
+    new.sort(key=lambda f: (_GRAD_FN.match(f.signature.name) is None, int(_GRAD_FN.match(f.signature.name).group("uid"))
+                            if _GRAD_FN.match(f.signature.name) else 0, f.signature.name))
+    for f in new:
+        m = _GRAD_FN.match(f.signature.name)
+        if not m:
+            taken.add(f.signature.name)
+    for f in new:
+        m = _GRAD_FN.match(f.signature.name)
+        if not m:
+            continue
+        k = 0
+        while f"{m.group('base')}_grad_{k}" in taken:
+            k += 1
+        name = f"{m.group('base')}_grad_{k}"
+        taken.add(name)
+        renames[f.signature.name] = name
+    if not renames:
+        return
+
+    def fix_node(n):
+        for key, idx, callee in list(_calls(n)):
+            if callee in renames:
+                _set_call(n, key, idx, renames[callee])
+        if n.op in renames:
+            n.op = renames[n.op]
+
+    for n in gd.node:
+        fix_node(n)
+    for f in gd.library.function:
+        if f.signature.name in renames:
+            f.signature.name = renames[f.signature.name]
+        for n in f.node_def:
+            fix_node(n)
