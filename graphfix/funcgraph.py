@@ -147,29 +147,19 @@ def to_function_def(fdef, graph_def, sinks, name: str, library):
     sink_set = set(sinks)
     body = {n.name: n for n in graph_def.node if n.name not in args and n.name not in sink_set}
     original = {n.name: n for n in fdef.node_def}
-    old_refs = _Refs(original, args, library)
     refs = _Refs(body, args, library)
     for n in graph_def.node:
         if n.name not in body:
             continue
-        orig = original.get(n.name)
-        if orig is not None and orig.op == n.op and [old_refs.flat(s) for s in orig.input] == list(n.input):
-            flat = type(orig)()
-            flat.CopyFrom(orig)
-            del flat.input[:]
-            flat.input.extend(n.input)
-            if flat == n:
-                out.node_def.add().CopyFrom(orig)
-                continue
-        nd = out.node_def.add()
+        nd = type(n)()
         nd.CopyFrom(n)
         del nd.input[:]
         nd.input.extend(refs.structured(s) for s in n.input)
+        orig = original.get(n.name)
+        out.node_def.add().CopyFrom(orig if orig is not None and orig == nd else nd)
     by_name = {n.name: n for n in graph_def.node}
     for i, arg in enumerate(fdef.signature.output_arg):
-        src = by_name[sinks[i]].input[0]
-        old = fdef.ret[arg.name]
-        out.ret[arg.name] = old if old_refs.flat(old) == src else refs.structured(src)
+        out.ret[arg.name] = refs.structured(by_name[sinks[i]].input[0])
     for key, node in fdef.control_ret.items():
         if node not in body:
             raise GraphfixError(f"function {fdef.signature.name!r}: control output {node!r} was removed")

@@ -91,6 +91,7 @@ class _Functions:
         self.unsafe_fixes = unsafe_fixes
         self.options = options
         self.memo: dict[str, str | None] = {}
+        self.copies: dict[str, str] = {}
         self.new: list = []  # new FunctionDefs, in the order made
         self.findings: list = []
 
@@ -100,6 +101,16 @@ class _Functions:
             k += 1
             name = f"{fn}_graphfix_{k}"
         return name
+
+    def renamed_copy(self, fn: str) -> str:
+        """An unchanged copy of ``fn`` under a new name."""
+        if fn not in self.copies:
+            new = type(self.lib[fn])()
+            new.CopyFrom(self.lib[fn])
+            new.signature.name = self.copies[fn] = self._new_name(fn)
+            self.lib[new.signature.name] = new
+            self.new.append(new)
+        return self.copies[fn]
 
     def visit(self, fn: str) -> str | None:
         """The name of the repaired copy of ``fn`` (None: unchanged)."""
@@ -160,14 +171,31 @@ def repair_functions(ir, facts, rules, apply, unsafe_fixes=False, options=None, 
     scopes = facts.grad_scopes
     sites = [n for n in ir.names() if not scopes.is_gradient_node(n)]
     work = _Functions(gd.library, rules, apply, unsafe_fixes, options)
-    changed_sites: dict[str, list] = {}
+    changed_sites: dict[str, object] = {}  # call site -> its new NodeDef
     for name in sites:
         nd = ir.node(name)
+        base = _baseline(nd, work.lib, ir, scopes)
+        if base is not None:
+            names, k = base
+            new_names = {key: work.visit(fn) for key, fn in names.items()}
+            if any(new_names.values()):
+                # every function of the op gets a fresh name: tf.gradients will
+                # add "<name>_rewritten" copies, which must not meet the old ones
+                new_names = {key: new or work.renamed_copy(names[key]) for key, new in new_names.items()}
+                changed_sites[name] = _trimmed(nd, new_names, k)
+            continue
+        calls = []
         for key, index, callee in _calls(nd):
             if callee in work.lib:
                 new = work.visit(callee)
                 if new:
-                    changed_sites.setdefault(name, []).append((key, index, new))
+                    calls.append((key, index, new))
+        if calls:
+            c = type(nd)()
+            c.CopyFrom(nd)
+            for key, index, new in calls:
+                _set_call(c, key, index, new)
+            changed_sites[name] = c
         if nd.op in work.lib:
             work.visit(nd.op)  # a direct call: reported; repaired through a call attr only
     findings = work.findings
@@ -204,10 +232,9 @@ def _apply(ir, facts, gd, work, changed_sites, meta):
     new_gd = type(gd)()
     new_gd.CopyFrom(gd)
     new_gd.library.function.extend(work.new)
-    index = {n.name: n for n in new_gd.node}
-    for name, calls in changed_sites.items():
-        for key, idx, new in calls:
-            _set_call(index[name], key, idx, new)
+    for i, n in enumerate(new_gd.node):
+        if n.name in changed_sites:
+            new_gd.node[i].CopyFrom(changed_sites[n.name])
     # the gradient prefixes whose loss reads a changed call site
     import networkx as nx
 
@@ -220,6 +247,77 @@ def _apply(ir, facts, gd, work, changed_sites, meta):
     result = _regenerate(new_gd, facts, prefixes, meta) if prefixes else new_gd
     _prune_library(result, gd)
     return result
+
+
+_IF_OPS = ("If", "StatelessIf")
+_WHILE_OPS = ("While", "StatelessWhile")
+_SUFFIX = "_rewritten"
+
+
+def _baseline(nd, lib, ir, scopes):
+    """For a forward ``If``/``While`` that ``tf.gradients`` rewrote (branches
+    or body renamed ``*_rewritten`` with intermediates or accumulators added
+    as extra outputs and loop variables): ``({attr: original function}, k)``
+    with ``k`` the number of original outputs, when the original functions
+    are still in the library and only gradient nodes read the extra outputs.
+    The repair then starts from the op as the user built it, and the
+    regenerated gradient adds exactly the intermediates the guarded body
+    needs, as TensorFlow does.  None otherwise."""
+    keys = ("then_branch", "else_branch") if nd.op in _IF_OPS else ("cond", "body") if nd.op in _WHILE_OPS else ()
+    if not keys or any(key not in nd.attr or not nd.attr[key].func.name for key in keys):
+        return None
+    names = {}
+    for key in keys:
+        fn = cand = nd.attr[key].func.name
+        while cand.endswith(_SUFFIX) and cand[: -len(_SUFFIX)] in lib:
+            cand = cand[: -len(_SUFFIX)]
+        names[key] = cand if fn in lib else None
+    if any(v is None for v in names.values()) or all(names[k] == nd.attr[k].func.name for k in keys):
+        return None
+    data_inputs = [s for s in nd.input if not s.startswith("^")]
+    if nd.op in _IF_OPS:
+        outs = {len(lib[names[k]].signature.output_arg) for k in keys}
+        ins = {len(lib[names[k]].signature.input_arg) for k in keys}
+        if len(outs) != 1 or ins != {len(data_inputs) - 1}:
+            return None
+        k = outs.pop()
+    else:
+        body, cond = lib[names["body"]].signature, lib[names["cond"]].signature
+        k = len(body.input_arg)
+        if len(body.output_arg) != k or len(cond.input_arg) != k or k > len(data_inputs):
+            return None
+    if k >= len(nd.attr["Tout" if nd.op in _IF_OPS else "T"].list.type):
+        return None
+    for dst, pos in ir.consumers(nd.name):
+        if parse_input(ir.node(dst).input[pos])[1] >= k and not scopes.is_gradient_node(dst):
+            return None
+    return names, k
+
+
+def _trimmed(nd, names, k):
+    """``nd`` calling ``names`` with only its first ``k`` outputs (and, for a
+    while loop, loop variables)."""
+    c = type(nd)()
+    c.CopyFrom(nd)
+    for key, fn in names.items():
+        c.attr[key].func.name = fn
+    if nd.op in _WHILE_OPS:
+        data = [s for s in nd.input if not s.startswith("^")][:k]
+        ctrl = [s for s in nd.input if s.startswith("^")]
+        del c.input[:]
+        c.input.extend(data + ctrl)
+    for key, field in (("Tout", "type"), ("T", "type"), ("output_shapes", "shape"), ("_output_shapes", "shape")):
+        if key in c.attr:
+            values = list(getattr(c.attr[key].list, field))[:k]
+            del getattr(c.attr[key].list, field)[:]
+            getattr(c.attr[key].list, field).extend(values)
+    if "_num_original_outputs" in c.attr:
+        c.attr["_num_original_outputs"].i = k
+    if "_read_only_resource_inputs" in c.attr:
+        keep = [i for i in c.attr["_read_only_resource_inputs"].list.i if i < k]
+        del c.attr["_read_only_resource_inputs"].list.i[:]
+        c.attr["_read_only_resource_inputs"].list.i.extend(keep)
+    return c
 
 
 def _prune_library(result, original) -> None:
@@ -258,10 +356,20 @@ def _regenerate(gd, facts, prefixes, meta):
         seeds.setdefault(gp, loss)
     members = facts.grad_scopes.members
     work = GraphIR(gd, copy=False)
+    # The forward graph only: the old gradients of these prefixes and all that
+    # reads them (the optimizer) stay out of the scratch graph.
+    old = {n for n in members if any(n.startswith(gp + "/") for gp in prefixes)}
+    drop = set(old)
+    for n in old:
+        drop |= nx.descendants(work.g, n)
+    fwd = type(gd)()
+    fwd.CopyFrom(gd)
+    del fwd.node[:]
+    fwd.node.extend(n for n in gd.node if n.name not in drop)
     g = tf.Graph()
     with g.as_default():
         _bump_uid([f.signature.name for f in gd.library.function])
-        tf.compat.v1.import_graph_def(gd, name="")
+        tf.compat.v1.import_graph_def(fwd, name="")
         trainable = _trainable(meta, work)
         renames = {}
         for gp in prefixes:
