@@ -128,12 +128,17 @@ class _Functions:
             return None  # a body this reader cannot follow is left alone
         nested = False
         for n in gd.node:
-            for key, index, callee in list(_calls(n)):
-                if callee in self.lib:
-                    new = self.visit(callee)
+            calls = [(key, index, callee, self.visit(callee)) for key, index, callee in list(_calls(n))
+                     if callee in self.lib]
+            if any(new for *_, new in calls):
+                nested = True
+                for key, index, callee, new in calls:
                     if new:
                         _set_call(n, key, index, new)
-                        nested = True
+                    elif n.op in _IF_OPS + _WHILE_OPS:
+                        # the gradient will add "<name>_rewritten" copies of every
+                        # function of this op: fresh names keep them from the old ones
+                        _set_call(n, key, index, self.renamed_copy(callee))
             if n.op in self.lib:
                 new = self.visit(n.op)
                 if new:
@@ -376,8 +381,9 @@ def _regenerate(gd, facts, prefixes, meta):
             new_prefix = gp + _TMP
             if g.unique_name(new_prefix, mark_as_used=False) != new_prefix:
                 raise FixError(f"name {new_prefix!r} is taken")
-            loss = g.get_tensor_by_name(seeds[gp])
-            loss_node = seeds[gp].rsplit(":", 1)[0]
+            loss_name = _float_loss(work, g, seeds[gp], members)
+            loss = g.get_tensor_by_name(loss_name)
+            loss_node = loss_name.rsplit(":", 1)[0]
             anc = nx.ancestors(work.g, loss_node)
             xs_names = [n for n in work.names() if n in anc and work.op(n) in VARIABLE_OPS]
             if trainable:
@@ -483,6 +489,35 @@ def _regenerate(gd, facts, prefixes, meta):
         final.node.extend(renamed_new)
     _canonical_grad_names(final, old_lib)
     return final
+
+
+def _float_loss(work, g, seed: str, members) -> str:
+    """The loss a gradient prefix was seeded with.  The seed analysis reads
+    output 0 of the op whose gradient consumes the seed; for a ``While`` that
+    is the loop counter.  Then the loss is the one float sink of the forward
+    graph downstream of that op (a tensor only gradient nodes read)."""
+    import networkx as nx
+    from graphfix.gradients import FixError
+
+    if g.get_tensor_by_name(seed).dtype.is_floating:
+        return seed
+    start = seed.rsplit(":", 1)[0]
+    while work.op(start) in ("Identity", "Snapshot") and work.inputs(start):
+        start = work.inputs(start)[0][0]
+    cands = []
+    for n in sorted(nx.descendants(work.g, start), key=work.order.__getitem__):
+        if n in members or n not in g._nodes_by_name:
+            continue
+        op = g.get_operation_by_name(n)
+        if not op.outputs or not op.outputs[0].dtype.is_floating or op.type.startswith(("Apply", "ResourceApply")):
+            continue
+        if all(c in members for c in work.successors(n)):
+            cands.append(f"{n}:0")
+    outside = [c for c in cands if not c.startswith(start + "/")]  # not the loop's own output Identities
+    cands = outside if len(outside) == 1 else cands
+    if len(cands) != 1:
+        raise FixError(f"cannot tell which output of {start} is the loss of the gradient")
+    return cands[0]
 
 
 def _canonical_grad_names(gd, old_lib) -> None:

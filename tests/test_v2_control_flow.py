@@ -69,7 +69,7 @@ def test_v2_case_is_repaired_and_trains(name, kind):
         assert nonfinite_summary(before) != "all finite"
 
     # the library: untouched functions byte-identical, every called function present
-    old = {f.signature.name: f.SerializeToString(deterministic=True) for f in case.graph_def.library.function}
+    old = {f.signature.name: f.SerializeToString(deterministic=True) for f in original.graph_def.library.function}
     new = {f.signature.name: f.SerializeToString(deterministic=True) for f in fixed.graph_def.library.function}
     assert all(old[k] == v for k, v in new.items() if k in old)
     assert any(k not in old for k in new)
