@@ -1,12 +1,11 @@
 """Hazards inside TF2 functional control flow (``If``/``While``/``PartitionedCall``
 bodies in the GraphDef's function library).
 
-graphfix rewrites only the top-level graph.  A graph built with control flow
-v2 keeps its branch and loop bodies as ``FunctionDef``s; their hazards are
-reported (each function reachable from the graph is analysed as a graph of
-its own, arguments standing as placeholders, return values as the losses)
-but not rewritten: the finding is unfixed with a note, and the graph passes
-through untouched (byte-identical when nothing else changes).
+The ``check`` path: a graph built with control flow v2 keeps its branch and
+loop bodies as ``FunctionDef``s; each function reachable from the graph is
+analysed as a graph of its own (arguments standing as placeholders, return
+values as the losses) and its hazards are reported.  ``rewrite`` repairs them
+with :mod:`graphfix.funcpatch`.
 
 No TensorFlow import: the function's ``node:output_arg:index`` inputs are
 mapped to flat output indices with a small table of ops that have several
