@@ -34,7 +34,9 @@ with the reason.
 """
 from __future__ import annotations
 
+import contextlib
 import re
+import weakref
 
 from graphfix.errors import GraphfixError
 from graphfix.ir import GraphIR, parse_input
@@ -79,6 +81,19 @@ def reachable(nodes, library) -> set[str]:
         seen.add(name)
         todo.extend(c for n in library[name].node_def for c in _callees(n, library))
     return seen
+
+
+def call_sites(graph_def) -> dict[str, list[str]]:
+    """Function name -> the top-level nodes whose call reaches it (directly or
+    through functions calling functions)."""
+    lib = {f.signature.name: f for f in graph_def.library.function}
+    res: dict[str, list[str]] = {}
+    if not lib:
+        return res
+    for n in graph_def.node:
+        for fn in sorted(reachable([n], lib)):
+            res.setdefault(fn, []).append(n.name)
+    return res
 
 
 class _Functions:
@@ -249,13 +264,15 @@ def _apply(ir, facts, gd, work, changed_sites, meta):
         anc = nx.ancestors(ir.g, node) | {node}
         if any(s in anc for s in changed_sites) and gp not in prefixes:
             prefixes.append(gp)
-    result = _regenerate(new_gd, facts, prefixes, meta) if prefixes else new_gd
+    mine = {f.signature.name for f in work.new}
+    result = _regenerate(new_gd, facts, prefixes, meta, mine) if prefixes else new_gd
     _prune_library(result, gd)
     return result
 
 
 _IF_OPS = ("If", "StatelessIf")
 _WHILE_OPS = ("While", "StatelessWhile")
+_CALL_OPS = ("PartitionedCall", "StatefulPartitionedCall")
 _SUFFIX = "_rewritten"
 
 
@@ -268,6 +285,8 @@ def _baseline(nd, lib, ir, scopes):
     The repair then starts from the op as the user built it, and the
     regenerated gradient adds exactly the intermediates the guarded body
     needs, as TensorFlow does.  None otherwise."""
+    if nd.op in _CALL_OPS:
+        return _baseline_call(nd, lib, ir, scopes)
     keys = ("then_branch", "else_branch") if nd.op in _IF_OPS else ("cond", "body") if nd.op in _WHILE_OPS else ()
     if not keys or any(key not in nd.attr or not nd.attr[key].func.name for key in keys):
         return None
@@ -293,10 +312,41 @@ def _baseline(nd, lib, ir, scopes):
             return None
     if k >= len(nd.attr["Tout" if nd.op in _IF_OPS else "T"].list.type):
         return None
-    for dst, pos in ir.consumers(nd.name):
-        if parse_input(ir.node(dst).input[pos])[1] >= k and not scopes.is_gradient_node(dst):
-            return None
+    if not _only_gradients_read(nd, k, ir, scopes):
+        return None
     return names, k
+
+
+def _only_gradients_read(nd, k, ir, scopes) -> bool:
+    return all(parse_input(ir.node(dst).input[pos])[1] < k or scopes.is_gradient_node(dst)
+               for dst, pos in ir.consumers(nd.name))
+
+
+def _baseline_call(nd, lib, ir, scopes):
+    """A ``PartitionedCall`` of a function called from graph mode that
+    ``tf.gradients`` rewrote into ``__forward_<fn>_<uid>`` (extra outputs for
+    the ``__backward_`` function): the ``__inference_<fn>_<uid>`` function
+    it was made from, and its number of outputs."""
+    if "f" not in nd.attr or not nd.attr["f"].func.name:
+        return None
+    m = re.match(r"^__forward_(.+)_\d+$", nd.attr["f"].func.name)
+    fwd = lib.get(nd.attr["f"].func.name)
+    if m is None or fwd is None:
+        return None
+    pat = re.compile("^__inference_" + re.escape(m.group(1)) + r"_\d+$")
+    cands = []
+    for name, f in lib.items():
+        sig = f.signature
+        if pat.match(name) and len(sig.input_arg) == len(fwd.signature.input_arg) \
+                and len(sig.output_arg) < len(fwd.signature.output_arg) \
+                and [a.type for a in sig.output_arg] == [a.type for a in fwd.signature.output_arg][:len(sig.output_arg)]:
+            cands.append(name)
+    if len(cands) != 1:
+        return None
+    k = len(lib[cands[0]].signature.output_arg)
+    if k != len(nd.attr["Tout"].list.type) and _only_gradients_read(nd, k, ir, scopes):
+        return {"f": cands[0]}, k
+    return None
 
 
 def _trimmed(nd, names, k):
@@ -349,7 +399,7 @@ def _bump_uid(names) -> None:
         pass
 
 
-def _regenerate(gd, facts, prefixes, meta):
+def _regenerate(gd, facts, prefixes, meta, mine=frozenset()):
     from graphfix.gradients import FixError
     from graphfix.regenerate import _colocated_outside, _grad_ys, _only_used_by, _trainable, VARIABLE_OPS
     from graphfix.tfimport import tf as _tf
@@ -372,9 +422,10 @@ def _regenerate(gd, facts, prefixes, meta):
     del fwd.node[:]
     fwd.node.extend(n for n in gd.node if n.name not in drop)
     g = tf.Graph()
-    with g.as_default():
+    with g.as_default(), process_functions_kept():
         _bump_uid([f.signature.name for f in gd.library.function])
         tf.compat.v1.import_graph_def(fwd, name="")
+        route_call_gradients(g, mine)
         trainable = _trainable(meta, work)
         renames = {}
         for gp in prefixes:
@@ -487,8 +538,24 @@ def _regenerate(gd, facts, prefixes, meta):
         final.node.add().CopyFrom(n)
     if not placed:
         final.node.extend(renamed_new)
-    _canonical_grad_names(final, old_lib)
+    _canonical_grad_names(final, old_lib | set(mine))
     return final
+
+
+@contextlib.contextmanager
+def process_functions_kept():
+    """TensorFlow registers the functions ``cond_v2``/``while_v2`` make while
+    differentiating (``<fn>_rewritten``, ``<fn>_grad_<uid>``) in the
+    process-wide eager context as long as the graph that made them lives, and
+    refuses a second function of the same name with another body: the same
+    imported graph differentiated twice in one process (a second repair,
+    ``verify`` after ``rewrite``) would fail while the first scratch graph
+    waits for the garbage collector.  Collecting first unregisters the
+    functions of every scratch graph already dropped."""
+    import gc
+
+    gc.collect()
+    yield
 
 
 def _float_loss(work, g, seed: str, members) -> str:
@@ -520,30 +587,69 @@ def _float_loss(work, g, seed: str, members) -> str:
     return cands[0]
 
 
-def _canonical_grad_names(gd, old_lib) -> None:
-    """Rename the gradient functions made now from ``<fn>_grad_<uid>`` (the
-    uid depends on what the process built before) to ``<fn>_grad_<k>`` with
-    the smallest free ``k``, numbered in library order: the output is the same
-    whatever ran before in the process."""
-    taken = set(old_lib)
+_UID_TAIL = re.compile(r"^(?P<stem>.+?)(?P<uids>(?:_\d+)+)$")
+
+
+_CALL_GRAD = "GraphfixFunctionCallGrad"
+_registered = []
+_CALL_GRAD_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def route_call_gradients(g, names=None) -> None:
+    """Differentiate the calls of the repaired functions ``names`` as TensorFlow
+    differentiates a function called from graph mode: the call is rewritten
+    to a ``__forward_`` function exposing the intermediates, and a
+    ``__backward_`` function is called on them (an imported call op would
+    otherwise get a ``SymbolicGradient``, which needs C++ gradients that many
+    ops lack).  Calls of one function share one forward/backward pair."""
+    from tensorflow.core.framework import attr_value_pb2
+    from tensorflow.python.framework import ops
+
+    if not _registered:
+        ops.RegisterGradient(_CALL_GRAD)(_call_grad)
+        _registered.append(True)
+    for op in g.get_operations():
+        if op.type in _CALL_OPS and (names is None or op.get_attr("f").name in names):
+            op._set_attr("_gradient_op_type", attr_value_pb2.AttrValue(s=_CALL_GRAD.encode()))
+
+
+def _call_grad(op, *grads):
+    from tensorflow.python.eager.polymorphic_function import atomic_function, concrete_function
+    from tensorflow.python.framework import function_def_to_graph
+
+    name = op.get_attr("f").name
+    cache = _CALL_GRAD_CACHE.setdefault(op.graph, {})
+    if name not in cache:
+        fdef = op.graph._get_function(name).cached_definition
+        fg = function_def_to_graph.function_def_to_graph(fdef, input_shapes=[t.shape for t in op.inputs])
+        stem = re.sub(r"^__inference_", "", name)
+        fg.name = re.sub(r"_\d+(?=_graphfix)", "", stem)
+        cache[name] = concrete_function._DelayedRewriteGradientFunctions(
+            atomic_function.from_func_graph(name, fg, {}), None)
+    return cache[name]._rewrite_forward_and_call_backward(op, *grads)
+
+
+def _canonical_grad_names(gd, keep) -> None:
+    """Rename the functions TensorFlow made now (``<fn>_grad_<uid>``,
+    ``__forward_<fn>_<uid>``, ``__inference___backward_<fn>_<uid>_<uid>``:
+    the uids depend on what the process built before) to ``<stem>_<k>`` with
+    the smallest free ``k``, numbered in creation order: the output is the
+    same whatever ran before in the process."""
+    taken = {f.signature.name for f in gd.library.function}
     renames = {}
-    new = [f for f in gd.library.function if f.signature.name not in old_lib]
-    new.sort(key=lambda f: (_GRAD_FN.match(f.signature.name) is None, int(_GRAD_FN.match(f.signature.name).group("uid"))
-                            if _GRAD_FN.match(f.signature.name) else 0, f.signature.name))
-    for f in new:
-        m = _GRAD_FN.match(f.signature.name)
-        if not m:
-            taken.add(f.signature.name)
-    for f in new:
-        m = _GRAD_FN.match(f.signature.name)
-        if not m:
-            continue
+    new = []
+    for f in gd.library.function:
+        m = _UID_TAIL.match(f.signature.name)
+        if f.signature.name not in keep and m:
+            new.append((tuple(int(u) for u in m.group("uids")[1:].split("_")), m.group("stem"), f.signature.name))
+    for _, stem, name in sorted(new):
+        taken.discard(name)
+    for _, stem, name in sorted(new):
         k = 0
-        while f"{m.group('base')}_grad_{k}" in taken:
+        while f"{stem}_{k}" in taken:
             k += 1
-        name = f"{m.group('base')}_grad_{k}"
-        taken.add(name)
-        renames[f.signature.name] = name
+        taken.add(f"{stem}_{k}")
+        renames[name] = f"{stem}_{k}"
     if not renames:
         return
 
