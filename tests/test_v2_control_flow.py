@@ -20,7 +20,7 @@ from tests.corpus.v2flow import V2_CASES, build_v2
 
 UNSAFE = sorted(n for n, b in V2_CASES.items() if b.codes)
 SAFE = sorted(n for n, b in V2_CASES.items() if not b.codes)
-FUNCTIONAL = {"If", "StatelessIf", "While", "StatelessWhile"}
+FUNCTIONAL = {"If", "StatelessIf", "While", "StatelessWhile", "PartitionedCall", "StatefulPartitionedCall"}
 
 
 def model(case, kind):

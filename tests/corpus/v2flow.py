@@ -226,6 +226,41 @@ def v2_nested_cond_in_while_momentum():
     return _nested("momentum", resource=False)
 
 
+# --- GF001 in a function shared by two call sites -----------------------------
+
+def _shared(opt: str, resource: bool) -> Built:
+    anchor = placeholder("anchor", [B, F])
+    other = placeholder("other", [B, F])
+    labels = placeholder("labels", [B])
+    w = get_var("score/w", [F, 1], use_resource=resource)
+
+    @tf.function
+    def positive_mean(score, lab):  # one FunctionDef, called twice
+        return tf.reduce_mean(tf.boolean_mask(score, lab > 0))
+
+    with tf.name_scope("loss"):
+        a = positive_mean(tf.reshape(tf.matmul(anchor, w), [B]), labels)
+        b = positive_mean(tf.reshape(tf.matmul(other, w), [B]), labels)
+        total = tf.add(tf.square(a - b), tf.reduce_mean(tf.square(w)), name="total")
+    train = _optimizer(opt).minimize(total, name="train")
+    rs = np.random.RandomState(23)
+    normal = {"inputs/anchor:0": rs.randn(B, F).astype(np.float32), "inputs/other:0": rs.randn(B, F).astype(np.float32),
+              "inputs/labels:0": np.float32([1, 0, 0, 1, 1, 0])}
+    trigger = dict(normal, **{"inputs/labels:0": np.zeros(B, np.float32)})
+    return Built(total, train, normal, trigger, "a tf.function helper (mean over the positive rows) called at two "
+                 "places of the loss: one FunctionDef shared by two PartitionedCall ops")
+
+
+@register_v2("v2_shared_function_adam", ("GF001",))
+def v2_shared_function_adam():
+    return _shared("adam", resource=True)
+
+
+@register_v2("v2_shared_function_momentum", ("GF001",))
+def v2_shared_function_momentum():
+    return _shared("momentum", resource=False)
+
+
 # --- a clean v2 graph: already guarded -----------------------------------------
 
 @register_v2("v2_safe_cond_guard_adam", ())
