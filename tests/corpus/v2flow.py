@@ -54,6 +54,7 @@ def register_v2(name: str, codes: tuple[str, ...]):
 
         builder.case_name = name
         builder.codes = tuple(codes)
+        builder.__wrapped__ = fn
         V2_CASES[name] = builder
         return builder
 
