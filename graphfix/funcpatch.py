@@ -96,6 +96,30 @@ def call_sites(graph_def) -> dict[str, list[str]]:
     return res
 
 
+def forward_functions(ir, scopes) -> set[str]:
+    """The functions :func:`repair_functions` analyses: those the forward
+    graph calls (for an op ``tf.gradients`` rewrote, the functions it was
+    built with), transitively; gradient functions are left out.  No
+    TensorFlow import (``check`` uses it)."""
+    lib = {f.signature.name: f for f in ir.library.function} if ir.library is not None else {}
+    roots = []
+    for name in ir.names():
+        if scopes.is_gradient_node(name):
+            continue
+        nd = ir.node(name)
+        base = _baseline(nd, lib, ir, scopes)
+        roots.extend(base[0].values() if base is not None else _callees(nd, lib))
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        fn = todo.pop()
+        if fn in seen or fn not in lib:
+            continue
+        seen.add(fn)
+        todo.extend(c for n in lib[fn].node_def for c in _callees(n, lib))
+    return seen
+
+
 class _Functions:
     """Analyses and repairs library functions, each once (memoised by name)."""
 

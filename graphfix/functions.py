@@ -98,13 +98,16 @@ def function_graph(fdef):
     return gd, rets
 
 
-def check_functions(graph_def, rules) -> list:
-    """Findings (unfixed, with a note) for hazards inside the functions the graph calls."""
+def check_functions(graph_def, rules, names=None) -> list:
+    """Findings for hazards inside the functions the graph calls (only those
+    in ``names`` if given)."""
     from graphfix.ir import GraphIR
     from graphfix.passes import Context, run
 
     findings = []
-    for fdef in reachable_functions(graph_def):
+    fdefs = reachable_functions(graph_def) if names is None else \
+        [f for f in graph_def.library.function if f.signature.name in names]
+    for fdef in fdefs:
         fn = fdef.signature.name
         try:
             gd, rets = function_graph(fdef)

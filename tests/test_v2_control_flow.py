@@ -50,6 +50,9 @@ def test_v2_case_is_repaired_and_trains(name, kind):
     assert report.findings and all(f.fixed for f in report.findings), got
     assert {f.code for f in report.findings} == set(case.codes), got
     assert all("/" in f.node and f.data.get("function") for f in report.findings), got
+    # check (no TensorFlow) reports exactly what rewrite fixes
+    assert [(f.code, f.node) for f in graphfix.check(original).findings] == \
+        [(f.code, f.node) for f in report.findings]
 
     # same training on normal feeds, finite on triggers (both graphs run in TensorFlow)
     result = graphfix.verify(original, fixed, trials=2)
