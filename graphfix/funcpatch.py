@@ -91,8 +91,31 @@ def call_sites(graph_def) -> dict[str, list[str]]:
     if not lib:
         return res
     for n in graph_def.node:
-        for fn in sorted(reachable([n], lib)):
+        seen: set[str] = set()
+        todo = list(_callees(n, lib))
+        while todo:
+            fn = todo.pop()
+            if fn in seen or fn not in lib:
+                continue
+            seen.add(fn)
+            todo.extend(c for m in lib[fn].node_def for c in _callees(m, lib))
+            todo.extend(_bases(fn, lib))  # the function the op was built with, before tf.gradients
+        for fn in sorted(seen):
             res.setdefault(fn, []).append(n.name)
+    return res
+
+
+def _bases(fn: str, lib) -> list[str]:
+    """Library functions ``fn`` may have been rewritten from by ``tf.gradients``."""
+    res = []
+    cand = fn
+    while cand.endswith(_SUFFIX):
+        cand = cand[: -len(_SUFFIX)]
+        res.append(cand)
+    m = re.match(r"^__forward_(.+)_\d+$", fn)
+    if m:
+        pat = re.compile("^__inference_" + re.escape(m.group(1)) + r"_\d+$")
+        res.extend(name for name in lib if pat.match(name))
     return res
 
 
@@ -563,6 +586,13 @@ def _regenerate(gd, facts, prefixes, meta, mine=frozenset()):
     if not placed:
         final.node.extend(renamed_new)
     _canonical_grad_names(final, old_lib | set(mine))
+    # TensorFlow lists a graph's functions in no fixed order: the old ones
+    # keep theirs, the new ones follow sorted by name
+    funcs = list(final.library.function)
+    ordered = [f for f in funcs if f.signature.name in old_lib] + \
+        sorted((f for f in funcs if f.signature.name not in old_lib), key=lambda f: f.signature.name)
+    del final.library.function[:]
+    final.library.function.extend(ordered)
     return final
 
 

@@ -158,3 +158,22 @@ def test_saved_model_with_functional_control_flow(name, tmp_path):
     r = cli("rewrite", out, again)
     assert r.returncode == 0, r.stdout + r.stderr
     assert (again / "saved_model.pb").read_bytes() == (out / "saved_model.pb").read_bytes()
+
+
+def test_output_is_deterministic_across_processes(tmp_path):
+    """TensorFlow names the functions it makes after a process-wide counter;
+    graphfix renames them, so two runs write the same bytes."""
+    from tests.helpers import cli
+
+    src = tmp_path / "nested.pb"
+    src.write_bytes(cached("v2_nested_cond_in_while_adam").graph_def.SerializeToString())
+    outs = []
+    for k in range(2):
+        out = tmp_path / f"out{k}.pb"
+        r = cli("rewrite", src, out)
+        assert r.returncode == 0, r.stdout + r.stderr
+        outs.append(out.read_bytes())
+    fixed, _ = graphfix.rewrite(graphfix.load(str(src)))
+    path = tmp_path / "inprocess.pb"
+    graphfix.save(fixed, str(path))
+    assert outs[0] == outs[1] == path.read_bytes()
