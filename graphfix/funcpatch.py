@@ -462,8 +462,12 @@ def _regenerate(gd, facts, prefixes, meta, mine=frozenset()):
     # reads them (the optimizer) stay out of the scratch graph.
     old = {n for n in members if any(n.startswith(gp + "/") for gp in prefixes)}
     drop = set(old)
-    for n in old:
-        drop |= nx.descendants(work.g, n)
+    todo = list(old)
+    while todo:  # everything downstream of the old gradients, in one sweep
+        for succ in work.g.successors(todo.pop()):
+            if succ not in drop:
+                drop.add(succ)
+                todo.append(succ)
     fwd = type(gd)()
     fwd.CopyFrom(gd)
     del fwd.node[:]
