@@ -177,3 +177,20 @@ def test_output_is_deterministic_across_processes(tmp_path):
     path = tmp_path / "inprocess.pb"
     graphfix.save(fixed, str(path))
     assert outs[0] == outs[1] == path.read_bytes()
+
+
+def test_gradient_that_cannot_be_regenerated_leaves_the_finding_unfixed(monkeypatch):
+    """If TensorFlow cannot differentiate the repaired graph, nothing changes:
+    the finding stays unfixed with the reason and the graph is returned as is."""
+    case = cached("v2_cond_boolean_mask_adam")
+    original = model(case, "graph_def")
+
+    def refuse(*args, **kwargs):
+        raise LookupError("no gradient for this op")
+
+    monkeypatch.setattr(tf.compat.v1, "gradients", refuse)
+    fixed, report = graphfix.rewrite(original)
+    (f,) = report.findings
+    assert not f.fixed and "cannot regenerate the gradient" in f.note and "no gradient for this op" in f.note
+    assert report.remaining == 1
+    assert fixed is original
