@@ -179,7 +179,6 @@ class _Functions:
         if fn in self.memo:
             return self.memo[fn]
         self.memo[fn] = None  # a recursive call sees the function as it is
-        from graphfix.analysis.dtypes import FLOAT_TYPES
         from graphfix.funcgraph import to_function_def, to_graph_def
         from graphfix.passes import Context, run
 
@@ -207,7 +206,9 @@ class _Functions:
                     n.op = new
                     nested = True
         ir = GraphIR(gd, copy=False)
-        losses = [f"{s}:0" for s, out in zip(sinks, fdef.signature.output_arg) if out.type in FLOAT_TYPES]
+        # every return value counts as a loss: a map_fn body returns its value
+        # through a TensorList (a variant), and check does the same
+        losses = [f"{s}:0" for s in sinks]
         ctx = Context(ir, losses=losses, guard="where", unsafe_fixes=self.unsafe_fixes, options=self.options)
         try:
             found, _ = run(ctx, self.rules, self.apply)

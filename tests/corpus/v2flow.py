@@ -183,9 +183,7 @@ def v2_map_fn_norm_adam():
 
 @register_v2("v2_map_fn_norm_momentum", ("GF004",))
 def v2_map_fn_norm_momentum():
-    # resource variables: with a ref variable captured into the map_fn body the
-    # norm inside it is not recognised yet (left for the analysis rewrite)
-    return _map_fn_norm("momentum", resource=True)
+    return _map_fn_norm("momentum", resource=False)
 
 
 # --- GF001 in a cond nested inside a while body -------------------------------
