@@ -223,7 +223,13 @@ class _Functions:
             self.findings.append(f)
         if self.apply and (ir.changed or nested):
             name = self._new_name(fn)
-            new = to_function_def(fdef, ir.to_graph_def(), sinks, name, self.lib)
+            try:
+                new = to_function_def(fdef, ir.to_graph_def(), sinks, name, self.lib)
+            except GraphfixError as e:
+                for f in found:
+                    if f.fixed:
+                        f.fixed, f.new_nodes, f.note = False, [], f"cannot write the repaired function back: {e}"
+                return None
             self.lib[name] = new
             self.new.append(new)
             self.memo[fn] = name
