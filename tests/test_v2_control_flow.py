@@ -194,3 +194,27 @@ def test_gradient_that_cannot_be_regenerated_leaves_the_finding_unfixed(monkeypa
     assert not f.fixed and "cannot regenerate the gradient" in f.note and "no gradient for this op" in f.note
     assert report.remaining == 1
     assert fixed is original
+
+
+def test_top_level_and_function_hazards_in_one_graph():
+    """A masked mean in the top-level graph (local gradient patch) and one
+    inside a tf.cond branch (gradient regenerated) of the same loss."""
+    from tests.corpus import v2flow
+
+    g = tf.Graph()
+    with g.as_default(), v2flow.control_flow_v2():
+        x = tf.compat.v1.placeholder(tf.float32, [6, 4], name="x")
+        mask = tf.compat.v1.placeholder(tf.float32, [6], name="mask")
+        w = tf.compat.v1.get_variable("w", [4, 1], initializer=tf.compat.v1.glorot_uniform_initializer(seed=3))
+        per = tf.reshape(tf.matmul(x, w), [6])
+        main = tf.math.divide(tf.reduce_sum(tf.square(per) * mask), tf.reduce_sum(mask), name="main")
+        aux = tf.cond(tf.reduce_sum(mask) >= 0, lambda: tf.reduce_mean(tf.boolean_mask(per, mask > 0)),
+                      lambda: tf.constant(0.0))
+        loss = tf.add(main, aux, name="loss")
+        tf.compat.v1.train.AdamOptimizer(0.1).minimize(loss, name="train")
+        tf.compat.v1.global_variables_initializer()
+    original = Model(kind="graph_def", text=False, graph_def=g.as_graph_def())
+    fixed, report = graphfix.rewrite(original)
+    assert sorted((f.code, f.fixed) for f in report.findings) == [("GF001", True), ("GF002", True)], report.findings
+    result = graphfix.verify(original, fixed, trials=2)
+    assert result.ok and result.bit_identical and result.triggered, result.render()
