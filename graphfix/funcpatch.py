@@ -507,10 +507,40 @@ def _regenerate(gd, facts, prefixes, meta, mine=frozenset()):
             renames[new_prefix] = gp
         exported = g.as_graph_def()
         shapes = {op.name: [t.shape.as_proto() for t in op.outputs] for op in g.get_operations()}
+    return _splice(gd, work, exported, shapes, renames, mine)
 
+
+def _splice(gd, work, exported, shapes, renames, mine, input_map=None):
+    """``gd`` with the nodes the scratch graph ``exported`` added: every old
+    node below an old prefix of ``renames`` (``{new prefix: old prefix}``) is
+    replaced by its counterpart below the new prefix, which then takes the
+    old name; what only the old nodes used goes too.  ``input_map`` names the
+    real tensor each scratch placeholder stood for."""
+    from graphfix.gradients import FixError
+    from graphfix.regenerate import _only_used_by
+
+    input_map = input_map or {}
     old_names = set(work.names())
     old_lib = {f.signature.name for f in gd.library.function}
-    new_nodes = [n for n in exported.node if n.name not in old_names]
+    new_nodes = []
+    for n in exported.node:
+        if n.name in old_names or n.name in input_map:
+            continue
+        if any(parse_input(r)[0] in input_map for r in n.input):
+            c = type(n)()
+            c.CopyFrom(n)
+            n = c
+            refs = []
+            for r in n.input:
+                src, idx, ctrl = parse_input(r)
+                if src in input_map:
+                    real, ridx = input_map[src]
+                    refs.append("^" + real if ctrl else (real if ridx == 0 else f"{real}:{ridx}"))
+                else:
+                    refs.append(r)
+            del n.input[:]
+            n.input.extend(refs)
+        new_nodes.append(n)
     changed = {}
     for n in exported.node:
         if n.name not in old_names:
