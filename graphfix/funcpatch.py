@@ -319,7 +319,12 @@ def _apply(ir, facts, gd, work, changed_sites, meta):
         if any(s in anc for s in changed_sites) and gp not in prefixes:
             prefixes.append(gp)
     mine = {f.signature.name for f in work.new}
-    result = _regenerate(new_gd, facts, prefixes, meta, mine) if prefixes else new_gd
+    result = new_gd
+    if prefixes:
+        try:  # only the gradient scopes of the repaired ops (cost grows with the change)
+            result = _regenerate_local(new_gd, facts, prefixes, sorted(changed_sites), mine)
+        except Exception:  # noqa: BLE001 — fall back to the whole gradient of the loss
+            result = _regenerate(new_gd, facts, prefixes, meta, mine)
     _prune_library(result, gd)
     return result
 
@@ -508,6 +513,95 @@ def _regenerate(gd, facts, prefixes, meta, mine=frozenset()):
         exported = g.as_graph_def()
         shapes = {op.name: [t.shape.as_proto() for t in op.outputs] for op in g.get_operations()}
     return _splice(gd, work, exported, shapes, renames, mine)
+
+
+def _regenerate_local(gd, facts, prefixes, sites, mine):
+    """The gradient of each repaired op ``S`` alone: ``tf.gradients`` of its
+    outputs with respect to its inputs, the upstream gradients standing in as
+    placeholders, builds ``<tmp>/S_grad/…`` exactly as the full call built
+    ``<prefix>/S_grad/…`` (same op, same gradient function, same gating);
+    each stand-in is then mapped to the tensor the old scope read at the same
+    node and input position, and the new scope replaces the old one under its
+    name.  Anything unexpected raises, and the caller regenerates the whole
+    gradient instead."""
+    from graphfix.gradients import FixError
+    from graphfix.regenerate import _colocated_outside
+    from graphfix.tfimport import tf as _tf
+    import networkx as nx
+
+    tf = _tf()
+    members = facts.grad_scopes.members
+    work = GraphIR(gd, copy=False)
+    jobs = []
+    for gp in prefixes:
+        for site in sites:
+            old = [n for n in members if n.startswith(f"{gp}/{site}_grad/")]
+            if old:
+                jobs.append((gp, site))
+    if not jobs:
+        raise FixError("no gradient scope of the repaired ops")
+    keep = set(sites)
+    for site in sites:
+        keep |= nx.ancestors(work.g, site)
+    if keep & members:
+        raise FixError("a repaired op reads a gradient")
+    fwd = type(gd)()
+    fwd.CopyFrom(gd)
+    del fwd.node[:]
+    fwd.node.extend(n for n in gd.node if n.name in keep)
+    g = tf.Graph()
+    with g.as_default(), process_functions_kept():
+        _bump_uid([f.signature.name for f in gd.library.function])
+        tf.compat.v1.import_graph_def(fwd, name="")
+        route_call_gradients(g, mine)
+        renames, tmps = {}, []
+        for k, (gp, site) in enumerate(jobs):
+            tmp = f"{gp}{_TMP}_{k}"
+            if g.unique_name(tmp, mark_as_used=False) != tmp:
+                raise FixError(f"name {tmp!r} is taken")
+            op = g.get_operation_by_name(site)
+            ys = [t for t in op.outputs if t.dtype.is_floating or t.dtype == tf.variant]
+            with g.name_scope(None):
+                gys = [tf.compat.v1.placeholder(t.dtype, t.shape, name=f"{tmp}_upstream_{j}") for j, t in enumerate(ys)]
+            gate = any("/tuple/control_dependency" in n for n in members if n.startswith(gp + "/"))
+            coloc = any(_colocated_outside(work, n, gp) for n in members if n.startswith(gp + "/"))
+            tf.compat.v1.gradients(ys, list(op.inputs), grad_ys=gys, name=tmp, gate_gradients=gate,
+                                   colocate_gradients_with_ops=coloc)
+            renames[f"{tmp}/{site}_grad"] = f"{gp}/{site}_grad"
+            tmps.append((tmp, f"{tmp}_upstream_"))
+        exported = g.as_graph_def()
+        shapes = {op.name: [t.shape.as_proto() for t in op.outputs] for op in g.get_operations()}
+
+    # stand-ins: the upstream placeholders and whatever else the call made
+    # outside the op's scope (zeros for outputs without a gradient)
+    old_names = set(work.names())
+    in_scope = tuple(p + "/" for p in renames)
+    standins = {n.name for n in exported.node if n.name not in old_names and not n.name.startswith(in_scope)}
+    if any(not any(n.startswith(t) for t, _ in tmps) and not any(n.startswith(u) for _, u in tmps)
+           for n in standins):
+        raise FixError("the scratch call made nodes outside its prefix")
+    input_map: dict[str, tuple[str, int]] = {}
+    for n in exported.node:
+        for new_p, old_p in renames.items():
+            if not n.name.startswith(new_p + "/"):
+                continue
+            old_n = old_p + n.name[len(new_p):]
+            for pos, r in enumerate(n.input):
+                src, idx, ctrl = parse_input(r)
+                if src not in standins:
+                    continue
+                if ctrl or idx != 0 or old_n not in work or pos >= len(work.node(old_n).input):
+                    raise FixError(f"cannot match the upstream gradient of {n.name}")
+                osrc, oidx, octrl = parse_input(work.node(old_n).input[pos])
+                if octrl or input_map.get(src, (osrc, oidx)) != (osrc, oidx):
+                    raise FixError(f"cannot match the upstream gradient of {n.name}")
+                input_map[src] = (osrc, oidx)
+    drop = standins - set(input_map)
+    exported_kept = type(exported)()
+    exported_kept.CopyFrom(exported)
+    del exported_kept.node[:]
+    exported_kept.node.extend(n for n in exported.node if n.name not in drop)
+    return _splice(gd, work, exported_kept, shapes, renames, mine, input_map)
 
 
 def _splice(gd, work, exported, shapes, renames, mine, input_map=None):
