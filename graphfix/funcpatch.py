@@ -8,7 +8,7 @@ library.  :func:`repair_functions`
 1. analyses every function the forward graph calls (recursively: a cond
    inside a while body is repaired first and the body then calls the
    repaired branch) as a graph of its own (:mod:`graphfix.funcgraph`), with
-   its float return values as the losses, and runs the selected rules on it
+   its return values as the losses, and runs the selected rules on it
    through the ordinary pass manager, always with ``where`` guards (a v1
    ``Switch``/``Merge`` cond cannot be differentiated inside a function);
 2. writes each changed body back under a **new** function name with the same
@@ -16,18 +16,22 @@ library.  :func:`repair_functions`
    it, and ``Tout``/``T``/``output_types``/``_output_shapes`` of every call
    site stay valid), and points the forward call sites at it; functions the
    rules leave alone stay byte-identical;
-3. regenerates the gradient of every ``tf.gradients`` prefix whose loss
-   depends on a changed call site (architecture.md, strategy 1): the graph is
-   imported into a scratch ``tf.Graph`` and ``tf.gradients`` is called again
-   for the same loss, variables, ``grad_ys``, gating and colocation under a
-   temporary prefix.  TensorFlow rebuilds the branch/body ``FuncGraph``s
-   from the new FunctionDefs, as ``cond_v2``/``while_v2`` do for any
-   imported op, reusing the intermediates the forward op already exposes
-   (the ``OptionalFromValue`` outputs of a ``_rewritten`` branch, the
-   accumulators of a while body) and adding those the guard needs.  The new
-   gradient replaces the old one node for node under the old names, so the
-   ``Apply*`` ops, clipping and the train op read it unchanged; the old
-   gradient functions are dropped from the library.
+3. regenerates the gradients (architecture.md): for every ``tf.gradients``
+   prefix whose loss depends on a changed call site, TensorFlow
+   differentiates the op again in a scratch ``tf.Graph``, rebuilding the
+   branch/body ``FuncGraph``s from the new FunctionDefs as ``cond_v2``/
+   ``while_v2`` do for any imported op.  The op is first put back as the user
+   built it (branches/body named without ``_rewritten``, the intermediates and
+   accumulators ``tf.gradients`` added dropped), so the new gradient adds
+   exactly what the guarded body needs.  Locally (:func:`_regenerate_local`):
+   ``tf.gradients`` of the op's outputs w.r.t. its inputs, the upstream
+   gradients standing in as placeholders, builds the same ``<op>_grad``
+   scope as the full call did; it replaces the old scope under its names.
+   Where that cannot be matched, the whole gradient of the loss is
+   regenerated (:func:`_regenerate`).  Either way the ``Apply*`` ops,
+   clipping and the train op read the new gradient unchanged; the old
+   gradient functions are dropped from the library, and the functions
+   TensorFlow made get deterministic names.
 
 If the regeneration fails, nothing is changed and the findings stay unfixed
 with the reason.
@@ -42,7 +46,6 @@ from graphfix.errors import GraphfixError
 from graphfix.ir import GraphIR, parse_input
 
 _TMP = "_graphfix_fnregen"
-_GRAD_FN = re.compile(r"^(?P<base>.+)_grad_(?P<uid>\d+)$")
 
 
 def _calls(nodedef):
