@@ -48,7 +48,7 @@ def _run(model: Model, apply: bool, select=None, ignore=None, unsafe_fixes=False
             findings = findings + repair_functions(ir, ctx.facts, rules, apply, unsafe_fixes=unsafe_fixes,
                                                    options=options, meta=model.meta_graph)
         else:
-            from graphfix.funcpatch import forward_functions
+            from graphfix.funclib import forward_functions
             from graphfix.functions import check_functions
 
             names = forward_functions(ir, ctx.facts.grad_scopes)

@@ -81,7 +81,7 @@ def _relevant_placeholders(model, findings, phs):
         fn = (f.data or {}).get("function")
         if not nodes and fn:  # inside a function body: the ops that call it (directly or nested)
             if sites is None:
-                from graphfix.funcpatch import call_sites
+                from graphfix.funclib import call_sites
 
                 sites = call_sites(model.graph_def)
             nodes = sites.get(fn, [])
@@ -160,7 +160,7 @@ class GraphRunner:
                 except (KeyError, ValueError):
                     raise GraphfixError(f"{label}: has no loss tensor {name!r}") from None
             self.grads = {}
-            from graphfix.funcpatch import process_functions_kept, route_call_gradients
+            from graphfix.funcgrad import process_functions_kept, route_call_gradients
 
             route_call_gradients(g)  # imported function calls: differentiated as TensorFlow does in graph mode
 

@@ -227,16 +227,17 @@ def test_top_level_and_function_hazards_in_one_graph():
 def test_both_gradient_strategies_train_the_same(name, strategy, monkeypatch):
     """The gradient scope of each repaired op alone, or the whole gradient of
     the loss (the fallback): either one trains bit-identically."""
-    import graphfix.funcpatch as funcpatch
+    import graphfix.funcgrad as funcgrad
+    from graphfix.gradients import FixError
 
     def unavailable(*args, **kwargs):
-        raise funcpatch.GraphfixError("strategy disabled by the test")
+        raise FixError("strategy disabled by the test")
 
-    # disable the other strategy (the local one raising any error falls back)
+    # disable the other strategy (the local one failing falls back to the whole gradient)
     if strategy == "local":
-        monkeypatch.setattr(funcpatch, "_regenerate", unavailable)
+        monkeypatch.setattr(funcgrad, "regenerate", unavailable)
     else:
-        monkeypatch.setattr(funcpatch, "_regenerate_local", unavailable)
+        monkeypatch.setattr(funcgrad, "regenerate_local", unavailable)
     case = cached(name)
     original = model(case, "graph_def")
     fixed, report = graphfix.rewrite(original)
