@@ -48,11 +48,12 @@ def _run(model: Model, apply: bool, select=None, ignore=None, unsafe_fixes=False
             findings = findings + repair_functions(ir, ctx.facts, rules, apply, unsafe_fixes=unsafe_fixes,
                                                    options=options, meta=model.meta_graph)
         else:
-            from graphfix.funclib import forward_functions
+            from graphfix.funclib import boundary_seeds, forward_functions
             from graphfix.functions import check_functions
 
             names = forward_functions(ir, ctx.facts.grad_scopes)
-            findings = findings + check_functions(model.graph_def, rules, names)
+            seeds = boundary_seeds(ir, ctx.facts.empty, ctx.facts.grad_scopes)
+            findings = findings + check_functions(model.graph_def, rules, names, seeds)
     timing.update(rule_times)
     timing["rules"] = (time.perf_counter() - t1) * 1000
     report = Report(input=model.path, format=_format_name(model), nodes=model.node_count, losses=found_losses,

@@ -228,3 +228,41 @@ def _prune_library(result, original) -> None:
         keep = [f for f in result.library.function if f.signature.name not in drop]
         del result.library.function[:]
         result.library.function.extend(keep)
+
+
+def arg_inputs(nd, lib, names=None) -> list[tuple[str, list[tuple[str, tuple[str, int]]]]]:
+    """``[(function, [(argument, input tensor)])]`` for the functions ``nd``
+    calls through its ``then_branch``/``else_branch``, ``cond``/``body`` or
+    ``f`` attr (``names`` overrides them, e.g. the functions it was built with)."""
+    data = [parse_input(s)[:2] for s in nd.input if not s.startswith("^")]
+    if nd.op in _IF_OPS:
+        keys, ins = ("then_branch", "else_branch"), data[1:]
+    elif nd.op in _WHILE_OPS:
+        keys, ins = ("cond", "body"), data
+    elif nd.op in _CALL_OPS:
+        keys, ins = ("f",), data
+    else:
+        return []
+    res = []
+    for key in keys:
+        fn = (names or {}).get(key) or (nd.attr[key].func.name if key in nd.attr else "")
+        if fn in lib:
+            res.append((fn, [(a.name, t) for a, t in zip(lib[fn].signature.input_arg, ins)]))
+    return res
+
+
+def boundary_seeds(ir, empty, scopes) -> dict[str, set[str]]:
+    """Function -> its arguments that may be empty at some forward call site
+    (``empty``: the caller's may-be-empty tensors)."""
+    lib = {f.signature.name: f for f in ir.library.function} if ir.library is not None else {}
+    seeds: dict[str, set[str]] = {}
+    for name in ir.names():
+        if scopes is not None and scopes.is_gradient_node(name):
+            continue
+        nd = ir.node(name)
+        base = _baseline(nd, lib, ir, scopes) if scopes is not None else None
+        for fn, pairs in arg_inputs(nd, lib, base[0] if base else None):
+            hit = {a for a, t in pairs if t in empty}
+            if hit:
+                seeds.setdefault(fn, set()).update(hit)
+    return seeds

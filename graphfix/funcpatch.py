@@ -40,7 +40,8 @@ from __future__ import annotations
 
 from graphfix import funcgrad
 from graphfix.errors import GraphfixError
-from graphfix.funclib import _IF_OPS, _WHILE_OPS, _baseline, _calls, _prune_library, _set_call, _trimmed
+from graphfix.funclib import _IF_OPS, _WHILE_OPS, _baseline, _calls, _prune_library, _set_call, _trimmed, \
+    boundary_seeds
 from graphfix.ir import GraphIR, parse_input
 
 
@@ -55,6 +56,7 @@ class _Functions:
         self.options = options
         self.memo: dict[str, str | None] = {}
         self.copies: dict[str, str] = {}
+        self.seeds: dict[str, set[str]] = {}  # function -> arguments that may be empty at a call site
         self.new: list = []  # new FunctionDefs, in the order made
         self.findings: list = []
 
@@ -88,6 +90,14 @@ class _Functions:
             gd, sinks = to_graph_def(fdef, self.lib)
         except GraphfixError:
             return None  # a body this reader cannot follow is left alone
+        ir = GraphIR(gd, copy=False)
+        ir.may_be_empty_args = set(self.seeds.get(fn, ()))
+        if any(n.op in self.lib or any(True for _ in _calls(n)) for n in gd.node):
+            from graphfix.analysis.emptiness import may_be_empty
+
+            # facts across the call boundary: the arguments of nested calls
+            for callee, args in boundary_seeds(ir, may_be_empty(ir), None).items():
+                self.seeds.setdefault(callee, set()).update(args)
         nested = False
         for n in gd.node:
             calls = [(key, index, callee, self.visit(callee)) for key, index, callee in list(_calls(n))
@@ -106,7 +116,6 @@ class _Functions:
                 if new:
                     n.op = new
                     nested = True
-        ir = GraphIR(gd, copy=False)
         # every return value counts as a loss: a map_fn body returns its value
         # through a TensorList (a variant), and check does the same
         losses = [f"{s}:0" for s in sinks]
@@ -146,6 +155,7 @@ def repair_functions(ir, facts, rules, apply, unsafe_fixes=False, options=None, 
     scopes = facts.grad_scopes
     sites = [n for n in ir.names() if not scopes.is_gradient_node(n)]
     work = _Functions(gd.library, rules, apply, unsafe_fixes, options)
+    work.seeds = boundary_seeds(ir, facts.empty, scopes)
     changed_sites: dict[str, object] = {}  # call site -> its new NodeDef
     for name in sites:
         nd = ir.node(name)

@@ -98,7 +98,7 @@ def function_graph(fdef):
     return gd, rets
 
 
-def check_functions(graph_def, rules, names=None) -> list:
+def check_functions(graph_def, rules, names=None, seeds=None) -> list:
     """Findings for hazards inside the functions the graph calls (only those
     in ``names`` if given)."""
     from graphfix.ir import GraphIR
@@ -112,6 +112,7 @@ def check_functions(graph_def, rules, names=None) -> list:
         try:
             gd, rets = function_graph(fdef)
             ir = GraphIR(gd, copy=False)
+            ir.may_be_empty_args = set((seeds or {}).get(fn, ()))
             ctx = Context(ir, losses=[r for r in rets if r.rsplit(":", 1)[0] in ir])
             found, _ = run(ctx, rules, apply=False)
         except Exception:  # noqa: BLE001 — a body the analyses cannot read is skipped, never fatal

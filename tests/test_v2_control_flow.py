@@ -244,3 +244,28 @@ def test_both_gradient_strategies_train_the_same(name, strategy, monkeypatch):
     assert report.findings and all(f.fixed for f in report.findings), report.findings
     result = graphfix.verify(original, fixed, trials=1)
     assert result.ok and result.bit_identical and result.triggered, result.render()
+
+
+def test_emptiness_flows_into_the_branch():
+    """The selection is made outside the cond and passed in: the mean inside
+    the branch is found through the call boundary, repaired and trained."""
+    from tests.corpus import v2flow
+
+    g = tf.Graph()
+    with g.as_default(), v2flow.control_flow_v2():
+        x = tf.compat.v1.placeholder(tf.float32, [6, 4], name="x")
+        labels = tf.compat.v1.placeholder(tf.float32, [6], name="labels")
+        use_aux = tf.compat.v1.placeholder_with_default(True, [], name="use_aux")
+        w = tf.compat.v1.get_variable("w", [4, 1], initializer=tf.compat.v1.glorot_uniform_initializer(seed=5),
+                                      use_resource=False)
+        per = tf.reshape(tf.matmul(x, w), [6])
+        positive = tf.boolean_mask(per, labels > 0)
+        aux = tf.cond(use_aux, lambda: tf.reduce_mean(positive), lambda: tf.constant(0.0))
+        loss = tf.add(tf.reduce_mean(tf.square(per)), aux, name="loss")
+        tf.compat.v1.train.MomentumOptimizer(0.1, 0.9).minimize(loss, name="train")
+    original = Model(kind="graph_def", text=False, graph_def=g.as_graph_def())
+    assert [f.code for f in graphfix.check(original).findings] == ["GF001"]
+    fixed, report = graphfix.rewrite(original)
+    assert [(f.code, f.fixed) for f in report.findings] == [("GF001", True)], report.findings
+    result = graphfix.verify(original, fixed, trials=2)
+    assert result.ok and result.bit_identical and result.triggered, result.render()

@@ -48,7 +48,9 @@ USES_SHAPE = frozenset({"Fill", "Zeros", "Ones", "RandomUniform", "RandomStandar
 
 def may_be_empty(ir) -> set[tuple[str, int]]:
     """The set of (node, output) tensors that may have zero elements."""
-    empty: set[tuple[str, int]] = set()
+    # A function body analysed on its own: arguments whose value at a call
+    # site may be empty (graphfix.funclib.boundary_seeds) start out empty.
+    empty: set[tuple[str, int]] = {(a, 0) for a in getattr(ir, "may_be_empty_args", ()) if a in ir}
     zero_dim: set[str] = set()  # int tensors (shapes) that may contain a 0 extent
     for name in ir.topo_order():
         n = ir.node(name)
