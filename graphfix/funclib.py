@@ -261,8 +261,23 @@ def boundary_seeds(ir, empty, scopes) -> dict[str, set[str]]:
             continue
         nd = ir.node(name)
         base = _baseline(nd, lib, ir, scopes) if scopes is not None else None
-        for fn, pairs in arg_inputs(nd, lib, base[0] if base else None):
-            hit = {a for a, t in pairs if t in empty}
+        guarded = _then_guarded(ir, nd)
+        names = base[0] if base else None
+        for fn, pairs in arg_inputs(nd, lib, names):
+            then = nd.op in _IF_OPS and fn == ((names or {}).get("then_branch") or nd.attr["then_branch"].func.name)
+            hit = {a for a, t in pairs if t in empty and not (then and t in guarded)}
             if hit:
                 seeds.setdefault(fn, set()).update(hit)
     return seeds
+
+
+def _then_guarded(ir, nd) -> set[tuple[str, int]]:
+    """Inputs of an ``If`` whose predicate is ``size(input) > 0``: not empty
+    in its then branch (``tf.cond(tf.size(x) > 0, lambda: mean(x), …)``)."""
+    if nd.op not in _IF_OPS or not nd.input:
+        return set()
+    from graphfix.analysis.guards import is_nonempty_check
+
+    pred = parse_input(nd.input[0])[:2]
+    data = [parse_input(s)[:2] for s in nd.input[1:] if not s.startswith("^")]
+    return {t for t in data if is_nonempty_check(ir, pred, t)}

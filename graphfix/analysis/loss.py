@@ -57,8 +57,9 @@ def _loss_from_consumers(ir, gp: str, seed: str) -> str | None:
             if len(nxt) != 1:
                 break
             node = nxt[0]
-        if out_dtype(ir, node, 0) not in FLOAT_TYPES:  # e.g. output 0 of a While: its loop counter
-            return _float_sink_below(ir, gp, rest[:i])
+        dt = out_dtype(ir, node, 0)
+        if dt is not None and dt not in FLOAT_TYPES:  # e.g. output 0 of a While: its loop counter
+            return _float_sink_below(ir, gp, rest[:i]) or tensor_name(node, 0)
         return tensor_name(node, 0)
     return None
 
