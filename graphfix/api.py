@@ -51,8 +51,11 @@ def _run(model: Model, apply: bool, select=None, ignore=None, unsafe_fixes=False
             from graphfix.funclib import boundary_seeds, forward_functions
             from graphfix.functions import check_functions
 
-            names = forward_functions(ir, ctx.facts.grad_scopes)
-            seeds = boundary_seeds(ir, ctx.facts.empty, ctx.facts.grad_scopes)
+            try:
+                names = forward_functions(ir, ctx.facts.grad_scopes)
+                seeds = boundary_seeds(ir, ctx.facts.empty, ctx.facts.grad_scopes)
+            except (KeyError, IndexError, ValueError):  # a malformed library: every reachable body, no seeds
+                names, seeds = None, {}
             findings = findings + check_functions(model.graph_def, rules, names, seeds)
     timing.update(rule_times)
     timing["rules"] = (time.perf_counter() - t1) * 1000

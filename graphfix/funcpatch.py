@@ -96,7 +96,11 @@ class _Functions:
             from graphfix.analysis.emptiness import may_be_empty
 
             # facts across the call boundary: the arguments of nested calls
-            for callee, args in boundary_seeds(ir, may_be_empty(ir), None).items():
+            try:
+                nested_seeds = boundary_seeds(ir, may_be_empty(ir), None)
+            except (KeyError, IndexError, ValueError):
+                nested_seeds = {}
+            for callee, args in nested_seeds.items():
                 self.seeds.setdefault(callee, set()).update(args)
         nested = False
         for n in gd.node:
@@ -155,7 +159,10 @@ def repair_functions(ir, facts, rules, apply, unsafe_fixes=False, options=None, 
     scopes = facts.grad_scopes
     sites = [n for n in ir.names() if not scopes.is_gradient_node(n)]
     work = _Functions(gd.library, rules, apply, unsafe_fixes, options)
-    work.seeds = boundary_seeds(ir, facts.empty, scopes)
+    try:
+        work.seeds = boundary_seeds(ir, facts.empty, scopes)
+    except (KeyError, IndexError, ValueError):  # a malformed call site: no facts cross it
+        work.seeds = {}
     changed_sites: dict[str, object] = {}  # call site -> its new NodeDef
     for name in sites:
         nd = ir.node(name)
