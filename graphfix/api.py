@@ -48,12 +48,12 @@ def _run(model: Model, apply: bool, select=None, ignore=None, unsafe_fixes=False
             findings = findings + repair_functions(ir, ctx.facts, rules, apply, unsafe_fixes=unsafe_fixes,
                                                    options=options, meta=model.meta_graph)
         else:
-            from graphfix.funclib import boundary_seeds, forward_functions
+            from graphfix.funclib import boundary_seeds, empty_test, forward_functions
             from graphfix.functions import check_functions
 
             try:
                 names = forward_functions(ir, ctx.facts.grad_scopes)
-                seeds = boundary_seeds(ir, ctx.facts.empty, ctx.facts.grad_scopes)
+                seeds = boundary_seeds(ir, empty_test(ctx.facts), ctx.facts.grad_scopes)
             except (KeyError, IndexError, ValueError):  # a malformed library: every reachable body, no seeds
                 names, seeds = None, {}
             findings = findings + check_functions(model.graph_def, rules, names, seeds)

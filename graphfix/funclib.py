@@ -251,9 +251,18 @@ def arg_inputs(nd, lib, names=None) -> list[tuple[str, list[tuple[str, tuple[str
     return res
 
 
-def boundary_seeds(ir, empty, scopes) -> dict[str, set[str]]:
+def empty_test(facts):
+    """``t -> bool``: may tensor ``(node, index)`` be empty, per ``facts``."""
+    test = getattr(facts, "may_be_empty", None)
+    if callable(test):
+        return test
+    empty = facts.empty
+    return empty.__contains__
+
+
+def boundary_seeds(ir, is_empty, scopes) -> dict[str, set[str]]:
     """Function -> its arguments that may be empty at some forward call site
-    (``empty``: the caller's may-be-empty tensors)."""
+    (``is_empty``: the caller's may-be-empty test, see :func:`empty_test`)."""
     lib = {f.signature.name: f for f in ir.library.function} if ir.library is not None else {}
     seeds: dict[str, set[str]] = {}
     for name in ir.names():
@@ -265,7 +274,7 @@ def boundary_seeds(ir, empty, scopes) -> dict[str, set[str]]:
         names = base[0] if base else None
         for fn, pairs in arg_inputs(nd, lib, names):
             then = nd.op in _IF_OPS and fn == ((names or {}).get("then_branch") or nd.attr["then_branch"].func.name)
-            hit = {a for a, t in pairs if t in empty and not (then and t in guarded)}
+            hit = {a for a, t in pairs if is_empty(t) and not (then and t in guarded)}
             if hit:
                 seeds.setdefault(fn, set()).update(hit)
     return seeds

@@ -41,7 +41,7 @@ from __future__ import annotations
 from graphfix import funcgrad
 from graphfix.errors import GraphfixError
 from graphfix.funclib import _IF_OPS, _WHILE_OPS, _baseline, _calls, _prune_library, _set_call, _trimmed, \
-    boundary_seeds
+    boundary_seeds, empty_test
 from graphfix.ir import GraphIR, parse_input
 
 
@@ -93,11 +93,11 @@ class _Functions:
         ir = GraphIR(gd, copy=False)
         ir.may_be_empty_args = set(self.seeds.get(fn, ()))
         if any(n.op in self.lib or any(True for _ in _calls(n)) for n in gd.node):
-            from graphfix.analysis.emptiness import may_be_empty
+            from graphfix.analysis import Facts
 
             # facts across the call boundary: the arguments of nested calls
             try:
-                nested_seeds = boundary_seeds(ir, may_be_empty(ir), None)
+                nested_seeds = boundary_seeds(ir, empty_test(Facts(ir)), None)
             except (KeyError, IndexError, ValueError):
                 nested_seeds = {}
             for callee, args in nested_seeds.items():
@@ -160,7 +160,7 @@ def repair_functions(ir, facts, rules, apply, unsafe_fixes=False, options=None, 
     sites = [n for n in ir.names() if not scopes.is_gradient_node(n)]
     work = _Functions(gd.library, rules, apply, unsafe_fixes, options)
     try:
-        work.seeds = boundary_seeds(ir, facts.empty, scopes)
+        work.seeds = boundary_seeds(ir, empty_test(facts), scopes)
     except (KeyError, IndexError, ValueError):  # a malformed call site: no facts cross it
         work.seeds = {}
     changed_sites: dict[str, object] = {}  # call site -> its new NodeDef
