@@ -285,8 +285,19 @@ def _then_guarded(ir, nd) -> set[tuple[str, int]]:
     in its then branch (``tf.cond(tf.size(x) > 0, lambda: mean(x), …)``)."""
     if nd.op not in _IF_OPS or not nd.input:
         return set()
-    from graphfix.analysis.guards import is_nonempty_check
+    from graphfix.analysis.consts import const_scalar
+    from graphfix.analysis.guards import size_source, strip
 
-    pred = parse_input(nd.input[0])[:2]
+    pred = strip(ir, parse_input(nd.input[0])[:2])
+    ins = ir.inputs(pred[0]) if pred[0] in ir else []
+    if len(ins) != 2:
+        return set()
+    op, (a, b) = ir.op(pred[0]), ins
+    if op in ("Greater", "NotEqual") and const_scalar(ir, b) == 0 or op == "GreaterEqual" and const_scalar(ir, b) == 1:
+        checked = size_source(ir, a)
+    elif op == "Less" and const_scalar(ir, a) == 0:
+        checked = size_source(ir, b)
+    else:
+        return set()
     data = [parse_input(s)[:2] for s in nd.input[1:] if not s.startswith("^")]
-    return {t for t in data if is_nonempty_check(ir, pred, t)}
+    return {t for t in data if checked is not None and strip(ir, t) == checked}
