@@ -84,26 +84,26 @@ def size_label(n):
     return str(n)
 
 
-def pb_path(n):
-    return os.path.join(DATA, "t%s.pb" % size_label(n))
+def pb_path(n, v2=False):
+    return os.path.join(DATA, "t%s%s.pb" % (size_label(n), "_v2" if v2 else ""))
 
 
 def info_path(path):
     return path[:-3] + ".info.json"
 
 
-def ensure_graph(n, regen=False):
+def ensure_graph(n, regen=False, v2=False):
     """Generate bench/data/t<size>.pb via gen.py in a subprocess if missing.
 
     Returns (info, generated_now, wall_seconds_or_None).
     """
-    path = pb_path(n)
+    path = pb_path(n, v2)
     ipath = info_path(path)
     if regen or not (os.path.exists(path) and os.path.exists(ipath)):
         print("generating %s (target %d nodes) ..." % (path, n), flush=True)
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, GEN, "--nodes", str(n), "--out", path],
-                       check=True)
+        subprocess.run([sys.executable, GEN, "--nodes", str(n), "--out", path]
+                       + (["--control-flow-v2"] if v2 else []), check=True)
         wall = time.perf_counter() - t0
         with open(ipath) as f:
             return json.load(f), True, wall
@@ -190,12 +190,12 @@ def summarize_report(report):
 # one size
 
 
-def bench_size(n, info, args, gf, gf_reason, tmpdir, prev):
+def bench_size(n, info, args, gf, gf_reason, tmpdir, prev, v2=False):
     from tensorflow.core.framework import graph_pb2
     from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
     import tensorflow as tf
 
-    path = pb_path(n)
+    path = pb_path(n, v2)
     with open(path, "rb") as f:
         data = f.read()
     GraphDef = graph_pb2.GraphDef
@@ -293,7 +293,7 @@ def bench_size(n, info, args, gf, gf_reason, tmpdir, prev):
         res["check_report"] = summarize_report(call_gf(gf.check, model))
     record("gf_check", check, load_model)
 
-    out_path = os.path.join(tmpdir, "fixed_%s.pb" % size_label(n))
+    out_path = os.path.join(tmpdir, "fixed_%s%s.pb" % (size_label(n), "_v2" if v2 else ""))
 
     def rewrite(model):
         fixed, report = call_gf(gf.rewrite, model)
@@ -495,6 +495,9 @@ def main(argv=None):
     ap.add_argument("--no-mem", action="store_true", help="skip the memory subprocesses")
     ap.add_argument("--mem-timeout", type=float, default=600.0,
                     help="timeout of each memory subprocess in seconds (default 600)")
+    ap.add_argument("--v2-sizes", default="10k",
+                    help="sizes of the TF2 control-flow variant (auxiliary mean inside a tf.cond "
+                         "StatelessIf); empty to skip (default 10k)")
     ap.add_argument("--regen", action="store_true",
                     help="regenerate the graphs even if cached in bench/data/")
     args = ap.parse_args(argv)
@@ -537,6 +540,14 @@ def main(argv=None):
             results[size_label(n)] = res
             prev = res
 
+    v2_sizes = sorted({parse_size(s) for s in args.v2_sizes.split(",") if s.strip()})
+    v2_results = {}
+    with tempfile.TemporaryDirectory(prefix="graphfix-bench-") as tmpdir:
+        for n in v2_sizes:
+            info, fresh, wall = ensure_graph(n, args.regen, v2=True)
+            print("\n== %s control flow v2 (%s) ==" % (size_label(n), pb_path(n, True)), flush=True)
+            v2_results[size_label(n) + "_v2"] = bench_size(n, info, args, gf, gf_reason, tmpdir, None, v2=True)
+
     memory = None
     mem_size = size_label(sizes[-1])
     if not args.no_mem:
@@ -545,6 +556,15 @@ def main(argv=None):
         memory = measure_memory(sizes[-1], args.mem_timeout)
 
     ratios, scaling = print_tables(results, sizes, memory, mem_size)
+    if v2_results:
+        print()
+        print("TF2 control flow (auxiliary mean inside a tf.cond StatelessIf; seconds)")
+        print("%-18s" % "step" + "".join("%14s" % ("%s (%d)" % (k, r["nodes"])) for k, r in v2_results.items()))
+        for step in STEPS:
+            print("%-18s" % LABELS[step] + "".join(fmt(r["times"].get(step), 14) for r in v2_results.values()))
+        for k, r in v2_results.items():
+            print("%-18s %s  %s" % ("rewrite / import", k, fmt(ratio(r["times"].get("gf_rewrite"),
+                                                                    r["times"].get("import")), 7)))
     total = time.perf_counter() - t_start
     print("\ntotal bench wall time: %.1fs" % total)
 
@@ -567,6 +587,7 @@ def main(argv=None):
         "sizes": [size_label(n) for n in sizes],
         "generation": generation,
         "results": results,
+        "results_control_flow_v2": v2_results,
         "ratios": ratios,
         "scaling": scaling,
         "memory": {"size": mem_size, "ops": memory} if memory else None,

@@ -57,9 +57,12 @@ DROPOUT_RATE = 0.1
 LEARNING_RATE = 1e-4
 
 
-def _setup_tf1():
+def _setup_tf1(control_flow_v2=False):
     tf1.disable_eager_execution()
-    tf1.disable_control_flow_v2()
+    if control_flow_v2:
+        tf1.enable_control_flow_v2()
+    else:
+        tf1.disable_control_flow_v2()
 
 
 class _Seeds:
@@ -124,7 +127,7 @@ def _encoder_layer(x2d, batch, attn_bias, i, seeds):
     return x2d
 
 
-def _build_graph(num_layers):
+def _build_graph(num_layers, control_flow_v2=False):
     """Build the training graph with `num_layers` layers. Returns (graph, info)."""
     graph = tf.Graph()
     seeds = _Seeds()
@@ -172,8 +175,16 @@ def _build_graph(num_layers):
             is_special_token = tf.logical_and(
                 tf.equal(targets, SPECIAL_TOKEN_ID), seq_mask_bool,
                 name="is_special_token")
-            aux_loss = tf.reduce_mean(
-                tf.boolean_mask(per_token_loss, is_special_token), name="aux_loss")
+            if control_flow_v2:
+                # The same hazard inside a tf.cond branch (a StatelessIf whose
+                # branches are FunctionDefs; its gradient another If).
+                use_aux = tf1.placeholder_with_default(True, [], name="use_aux")
+                aux_loss = tf.identity(tf.cond(
+                    use_aux, lambda: tf.reduce_mean(tf.boolean_mask(per_token_loss, is_special_token)),
+                    lambda: tf.constant(0.0), name="aux"), name="aux_loss")
+            else:
+                aux_loss = tf.reduce_mean(
+                    tf.boolean_mask(per_token_loss, is_special_token), name="aux_loss")
             loss = tf.add(main_loss, AUX_WEIGHT * aux_loss, name="total_loss")
 
         global_step = tf1.train.get_or_create_global_step()
@@ -207,29 +218,30 @@ def _graph_def(graph):
     return graph.as_graph_def()
 
 
-def _count_nodes(num_layers):
-    graph, _ = _build_graph(num_layers)
+def _count_nodes(num_layers, control_flow_v2=False):
+    graph, _ = _build_graph(num_layers, control_flow_v2)
     return len(_graph_def(graph).node)
 
 
-def layers_for(target_nodes):
+def layers_for(target_nodes, control_flow_v2=False):
     """Return (num_layers, nodes_at_1, nodes_per_layer) to get near target_nodes."""
-    n1 = _count_nodes(1)
-    n2 = _count_nodes(2)
+    n1 = _count_nodes(1, control_flow_v2)
+    n2 = _count_nodes(2, control_flow_v2)
     per_layer = n2 - n1
     num_layers = max(1, int(round((target_nodes - n1) / float(per_layer))) + 1)
     return num_layers, n1, per_layer
 
 
-def build(target_nodes):
+def build(target_nodes, control_flow_v2=False):
     """Build a training graph with about `target_nodes` nodes.
 
     Returns (graph_def, info). info holds the loss tensor name, train op name,
     init op name, placeholder names/shapes/dtypes, L and the node count.
     """
-    _setup_tf1()
-    num_layers, n1, per_layer = layers_for(target_nodes)
-    graph, info = _build_graph(num_layers)
+    _setup_tf1(control_flow_v2)
+    num_layers, n1, per_layer = layers_for(target_nodes, control_flow_v2)
+    graph, info = _build_graph(num_layers, control_flow_v2)
+    info["control_flow_v2"] = bool(control_flow_v2)
     graph_def = _graph_def(graph)
     info["target_nodes"] = int(target_nodes)
     info["num_nodes"] = len(graph_def.node)
@@ -243,10 +255,10 @@ def serialize(graph_def):
     return graph_def.SerializeToString(deterministic=True)
 
 
-def write(target_nodes, out_path):
+def write(target_nodes, out_path, control_flow_v2=False):
     """Build and write `out_path` (binary GraphDef) plus a .info.json sidecar."""
     t0 = time.perf_counter()
-    graph_def, info = build(target_nodes)
+    graph_def, info = build(target_nodes, control_flow_v2)
     data = serialize(graph_def)
     info["gen_seconds"] = round(time.perf_counter() - t0, 3)
     info["bytes"] = len(data)
@@ -271,8 +283,10 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--nodes", type=int, required=True, help="target node count")
     ap.add_argument("--out", required=True, help="output .pb path (binary GraphDef)")
+    ap.add_argument("--control-flow-v2", action="store_true",
+                    help="build tf.cond as TF2 functional control flow (the auxiliary mean inside an If branch)")
     args = ap.parse_args(argv)
-    info = write(args.nodes, args.out)
+    info = write(args.nodes, args.out, args.control_flow_v2)
     print("%s: %d nodes (target %d, L=%d, %d nodes/layer), %d bytes, %.1fs"
           % (args.out, info["num_nodes"], args.nodes, info["num_layers"],
              info["nodes_per_layer"], info["bytes"], info["gen_seconds"]))

@@ -41,10 +41,22 @@ def _run(model: Model, apply: bool, select=None, ignore=None, unsafe_fixes=False
     found_losses = ctx.facts.losses
     t1 = time.perf_counter()
     findings, rule_times = run(ctx, rules, apply)
-    if model.graph_def.library.function:  # TF2 functional control flow: reported, not rewritten
-        from graphfix.functions import check_functions
+    if model.graph_def.library.function:  # TF2 functional control flow: bodies repaired under new names
+        if apply:
+            from graphfix.funcpatch import repair_functions
 
-        findings = findings + check_functions(model.graph_def, rules)
+            findings = findings + repair_functions(ir, ctx.facts, rules, apply, unsafe_fixes=unsafe_fixes,
+                                                   options=options, meta=model.meta_graph)
+        else:
+            from graphfix.funclib import boundary_seeds, empty_test, forward_functions
+            from graphfix.functions import check_functions
+
+            try:
+                names = forward_functions(ir, ctx.facts.grad_scopes)
+                seeds = boundary_seeds(ir, empty_test(ctx.facts), ctx.facts.grad_scopes)
+            except (KeyError, IndexError, ValueError):  # a malformed library: every reachable body, no seeds
+                names, seeds = None, {}
+            findings = findings + check_functions(model.graph_def, rules, names, seeds)
     timing.update(rule_times)
     timing["rules"] = (time.perf_counter() - t1) * 1000 - timing.get("tensorflow_import", 0.0)
     report = Report(input=model.path, format=_format_name(model), nodes=model.node_count, losses=found_losses,

@@ -1,12 +1,11 @@
 """Hazards inside TF2 functional control flow (``If``/``While``/``PartitionedCall``
 bodies in the GraphDef's function library).
 
-graphfix rewrites only the top-level graph.  A graph built with control flow
-v2 keeps its branch and loop bodies as ``FunctionDef``s; their hazards are
-reported (each function reachable from the graph is analysed as a graph of
-its own, arguments standing as placeholders, return values as the losses)
-but not rewritten: the finding is unfixed with a note, and the graph passes
-through untouched (byte-identical when nothing else changes).
+The ``check`` path: a graph built with control flow v2 keeps its branch and
+loop bodies as ``FunctionDef``s; each function reachable from the graph is
+analysed as a graph of its own (arguments standing as placeholders, return
+values as the losses) and its hazards are reported.  ``rewrite`` repairs them
+with :mod:`graphfix.funcpatch`.
 
 No TensorFlow import: the function's ``node:output_arg:index`` inputs are
 mapped to flat output indices with a small table of ops that have several
@@ -29,10 +28,6 @@ _OUTPUT_ARGS = {
     "FusedBatchNormV3": ("y", "batch_mean", "batch_variance", "reserve_space_1", "reserve_space_2",
                          "reserve_space_3"),
 }
-
-NOTE = ("inside function {fn} (TF2 functional control flow: an If/While/call body in the function library); "
-        "graphfix does not rewrite function bodies, the graph is left as it is")
-
 
 def _called(attr_values, names):
     for v in attr_values:
@@ -103,17 +98,21 @@ def function_graph(fdef):
     return gd, rets
 
 
-def check_functions(graph_def, rules) -> list:
-    """Findings (unfixed, with a note) for hazards inside the functions the graph calls."""
+def check_functions(graph_def, rules, names=None, seeds=None) -> list:
+    """Findings for hazards inside the functions the graph calls (only those
+    in ``names`` if given)."""
     from graphfix.ir import GraphIR
     from graphfix.passes import Context, run
 
     findings = []
-    for fdef in reachable_functions(graph_def):
+    fdefs = reachable_functions(graph_def) if names is None else \
+        [f for f in graph_def.library.function if f.signature.name in names]
+    for fdef in fdefs:
         fn = fdef.signature.name
         try:
             gd, rets = function_graph(fdef)
             ir = GraphIR(gd, copy=False)
+            ir.may_be_empty_args = set((seeds or {}).get(fn, ()))
             ctx = Context(ir, losses=[r for r in rets if r.rsplit(":", 1)[0] in ir])
             found, _ = run(ctx, rules, apply=False)
         except Exception:  # noqa: BLE001 — a body the analyses cannot read is skipped, never fatal
@@ -121,9 +120,7 @@ def check_functions(graph_def, rules) -> list:
         for f in found:
             f.data = dict(f.data or {}, function=fn, function_node=f.node)
             f.node = f"{fn}/{f.node}"
-            f.fixable = False
             f.fixed = False
-            f.note = NOTE.format(fn=fn)
             f.message = f"{f.message} (inside function {fn})"
             findings.append(f)
     return findings

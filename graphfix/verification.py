@@ -75,10 +75,19 @@ def _relevant_placeholders(model, findings, phs):
 
     ir = GraphIR(model.graph_def, copy=False)
     anc: set[str] = set()
+    sites = None
     for f in findings:
-        if f.node in ir:
-            anc.add(f.node)
-            anc |= nx.ancestors(ir.g, f.node)
+        nodes = [f.node] if f.node in ir else []
+        fn = (f.data or {}).get("function")
+        if not nodes and fn:  # inside a function body: the ops that call it (directly or nested)
+            if sites is None:
+                from graphfix.funclib import call_sites
+
+                sites = call_sites(model.graph_def)
+            nodes = sites.get(fn, [])
+        for n in nodes:
+            anc.add(n)
+            anc |= nx.ancestors(ir.g, n)
     return [p for p in phs if split_tensor(p.name)[0] in anc]
 
 
@@ -151,8 +160,12 @@ class GraphRunner:
                 except (KeyError, ValueError):
                     raise GraphfixError(f"{label}: has no loss tensor {name!r}") from None
             self.grads = {}
+            from graphfix.funcgrad import process_functions_kept, route_call_gradients
+
+            route_call_gradients(g)  # imported function calls: differentiated as TensorFlow does in graph mode
+
             try:
-                with g.name_scope("graphfix_verify"):
+                with g.name_scope("graphfix_verify"), process_functions_kept():
                     for name, lt in self.loss_t.items():
                         for v, gr in zip(self.var_names, tf.compat.v1.gradients(lt, self.var_t)):
                             if gr is None:

@@ -8,8 +8,8 @@ and TF2 functional control flow passing through untouched.
   MetaGraphDef's while contexts (graphfix/regenerate.py); a bare GraphDef has
   no contexts, so there the finding stays unfixed with a note;
 * a hazard inside a v1 ``tf.cond`` branch;
-* ``If``/``While`` with a function library (control flow v2): reported with a
-  note, output byte-identical.
+* ``If``/``While`` with a function library (control flow v2): repaired inside
+  the function body, gradient regenerated (issue #12).
 """
 import contextlib
 
@@ -214,7 +214,10 @@ def _functional(tf, kind):
 
 
 @pytest.mark.parametrize("kind", ["if", "while"])
-def test_functional_control_flow_passes_through(tf, tmp_path, kind):
+def test_functional_control_flow_is_repaired(tf, tmp_path, kind):
+    """Issue #12: the hazard inside the function body is guarded in a new
+    FunctionDef and the gradient regenerated (tests/test_v2_control_flow.py
+    covers the v2 corpus)."""
     gd = _functional(tf, kind)
     ops = {n.op for n in gd.node}
     assert ops & {"If", "StatelessIf", "While", "StatelessWhile"}, ops
@@ -223,11 +226,13 @@ def test_functional_control_flow_passes_through(tf, tmp_path, kind):
     model = graphfix.load(str(src))
     fixed, report = graphfix.rewrite(model)
     inside = [f for f in report.findings if f.code == "GF001"]
-    assert inside and all(not f.fixed and "inside function" in f.note for f in inside), report.findings
+    assert inside and all(f.fixed for f in inside), report.findings
     assert all(f.data["function"] in {fn.signature.name for fn in gd.library.function} for f in inside)
     out = tmp_path / "v2.fixed.pb"
     graphfix.save(fixed, str(out))
-    assert out.read_bytes() == src.read_bytes()
+    again = graphfix.load(str(out))
+    result = graphfix.verify(model, again, trials=2)
+    assert result.ok and result.bit_identical and result.triggered, result.render()
 
 
 def test_loop_hazard_feeding_two_losses_with_two_optimizers(tf):

@@ -57,8 +57,31 @@ def _loss_from_consumers(ir, gp: str, seed: str) -> str | None:
             if len(nxt) != 1:
                 break
             node = nxt[0]
+        dt = out_dtype(ir, node, 0)
+        if dt is not None and dt not in FLOAT_TYPES:  # e.g. output 0 of a While: its loop counter
+            return _float_sink_below(ir, gp, rest[:i]) or tensor_name(node, 0)
         return tensor_name(node, 0)
     return None
+
+
+def _float_sink_below(ir, gp: str, op: str) -> str | None:
+    """The one float tensor downstream of ``op`` that only gradient nodes read
+    (the loss a multi-output op such as a ``While`` feeds)."""
+    seen, todo, cands = {op}, [op], []
+    while todo:
+        for c in sorted(ir.successors(todo.pop())):
+            if c in seen or c.startswith(gp + "/"):
+                continue
+            seen.add(c)
+            todo.append(c)
+            n = ir.node(c)
+            if n.op in _NOT_LOSS_OPS or n.op.startswith(("Apply", "ResourceApply")):
+                continue
+            if out_dtype(ir, c, 0) in FLOAT_TYPES and all(d.startswith(gp + "/") for d in ir.successors(c)):
+                cands.append(c)
+    outside = [c for c in cands if not c.startswith(op + "/")]  # not the op's own output Identities
+    cands = outside if len(outside) == 1 else cands
+    return tensor_name(cands[0], 0) if len(cands) == 1 else None
 
 
 def resolve_tensor(ir, t: str) -> str:
