@@ -48,15 +48,15 @@ def _run(model: Model, apply: bool, select=None, ignore=None, unsafe_fixes=False
             findings = findings + repair_functions(ir, ctx.facts, rules, apply, unsafe_fixes=unsafe_fixes,
                                                    options=options, meta=model.meta_graph)
         else:
-            from graphfix.funclib import boundary_seeds, empty_test, forward_functions
+            from graphfix.funclib import boundary_values, forward_functions
             from graphfix.functions import check_functions
 
             try:
                 names = forward_functions(ir, ctx.facts.grad_scopes)
-                seeds = boundary_seeds(ir, empty_test(ctx.facts), ctx.facts.grad_scopes)
-            except (KeyError, IndexError, ValueError):  # a malformed library: every reachable body, no seeds
-                names, seeds = None, {}
-            findings = findings + check_functions(model.graph_def, rules, names, seeds)
+                values = boundary_values(ir, ctx.facts, ctx.facts.grad_scopes)
+            except (KeyError, IndexError, ValueError):  # a malformed library: every reachable body, no facts
+                names, values = None, {}
+            findings = findings + check_functions(model.graph_def, rules, names, values)
     timing.update(rule_times)
     timing["rules"] = (time.perf_counter() - t1) * 1000 - timing.get("tensorflow_import", 0.0)
     report = Report(input=model.path, format=_format_name(model), nodes=model.node_count, losses=found_losses,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+from graphfix.analysis.absval import join
 from graphfix.ir import parse_input
 
 
@@ -251,53 +252,35 @@ def arg_inputs(nd, lib, names=None) -> list[tuple[str, list[tuple[str, tuple[str
     return res
 
 
-def empty_test(facts):
-    """``t -> bool``: may tensor ``(node, index)`` be empty, per ``facts``."""
-    test = getattr(facts, "may_be_empty", None)
-    if callable(test):
-        return test
-    empty = facts.empty
-    return empty.__contains__
-
-
-def boundary_seeds(ir, is_empty, scopes) -> dict[str, set[str]]:
-    """Function -> its arguments that may be empty at some forward call site
-    (``is_empty``: the caller's may-be-empty test, see :func:`empty_test`)."""
+def boundary_values(ir, facts, scopes) -> dict[str, dict[str, object]]:
+    """Function -> argument -> the abstract value (numeric analysis) it has at
+    the forward call sites, joined over them: an ``If``'s then branch sees its
+    inputs under the predicate and the else branch under its negation
+    (``tf.cond(tf.size(x) > 0, lambda: mean(x), …)`` sees ``x`` non-empty,
+    ``tf.cond(n > 0, lambda: s / n, …)`` sees ``n`` positive); a ``While``'s
+    loop-carried arguments are widened (the body runs on what earlier
+    iterations made of them); a call sees its inputs as they are."""
+    num = facts.numeric
     lib = {f.signature.name: f for f in ir.library.function} if ir.library is not None else {}
-    seeds: dict[str, set[str]] = {}
+    values: dict[str, dict[str, object]] = {}
     for name in ir.names():
         if scopes is not None and scopes.is_gradient_node(name):
             continue
         nd = ir.node(name)
         base = _baseline(nd, lib, ir, scopes) if scopes is not None else None
-        guarded = _then_guarded(ir, nd)
         names = base[0] if base else None
+        pred = parse_input(nd.input[0])[:2] if nd.op in _IF_OPS and nd.input else None
+        then = ((names or {}).get("then_branch") or nd.attr["then_branch"].func.name) if pred else None
         for fn, pairs in arg_inputs(nd, lib, names):
-            then = nd.op in _IF_OPS and fn == ((names or {}).get("then_branch") or nd.attr["then_branch"].func.name)
-            hit = {a for a, t in pairs if is_empty(t) and not (then and t in guarded)}
-            if hit:
-                seeds.setdefault(fn, set()).update(hit)
-    return seeds
-
-
-def _then_guarded(ir, nd) -> set[tuple[str, int]]:
-    """Inputs of an ``If`` whose predicate is ``size(input) > 0``: not empty
-    in its then branch (``tf.cond(tf.size(x) > 0, lambda: mean(x), …)``)."""
-    if nd.op not in _IF_OPS or not nd.input:
-        return set()
-    from graphfix.analysis.consts import const_scalar
-    from graphfix.analysis.guards import size_source, strip
-
-    pred = strip(ir, parse_input(nd.input[0])[:2])
-    ins = ir.inputs(pred[0]) if pred[0] in ir else []
-    if len(ins) != 2:
-        return set()
-    op, (a, b) = ir.op(pred[0]), ins
-    if op in ("Greater", "NotEqual") and const_scalar(ir, b) == 0 or op == "GreaterEqual" and const_scalar(ir, b) == 1:
-        checked = size_source(ir, a)
-    elif op == "Less" and const_scalar(ir, a) == 0:
-        checked = size_source(ir, b)
-    else:
-        return set()
-    data = [parse_input(s)[:2] for s in nd.input[1:] if not s.startswith("^")]
-    return {t for t in data if checked is not None and strip(ir, t) == checked}
+            for a, t in pairs:
+                if t[0] not in ir:
+                    continue
+                if pred is not None:
+                    v = num.under(t, num.facts(pred, fn == then))
+                elif nd.op in _WHILE_OPS:
+                    v = num.merge_value(name, [num.value(t)], loop=True)
+                else:
+                    v = num.value(t)
+                args = values.setdefault(fn, {})
+                args[a] = join(args[a], v) if a in args else v
+    return values

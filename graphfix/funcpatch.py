@@ -41,7 +41,9 @@ from __future__ import annotations
 from graphfix import funcgrad
 from graphfix.errors import GraphfixError
 from graphfix.funclib import _IF_OPS, _WHILE_OPS, _baseline, _calls, _prune_library, _set_call, _trimmed, \
-    boundary_seeds, empty_test
+    boundary_values
+from graphfix.analysis import Facts
+from graphfix.analysis.absval import join
 from graphfix.ir import GraphIR, parse_input
 
 
@@ -56,7 +58,7 @@ class _Functions:
         self.options = options
         self.memo: dict[str, str | None] = {}
         self.copies: dict[str, str] = {}
-        self.seeds: dict[str, set[str]] = {}  # function -> arguments that may be empty at a call site
+        self.values: dict[str, dict] = {}  # function -> argument -> its value at the call sites
         self.new: list = []  # new FunctionDefs, in the order made
         self.findings: list = []
 
@@ -91,17 +93,17 @@ class _Functions:
         except GraphfixError:
             return None  # a body this reader cannot follow is left alone
         ir = GraphIR(gd, copy=False)
-        ir.may_be_empty_args = set(self.seeds.get(fn, ()))
+        ir.arg_values = dict(self.values.get(fn, {}))
         if any(n.op in self.lib or any(True for _ in _calls(n)) for n in gd.node):
-            from graphfix.analysis import Facts
-
             # facts across the call boundary: the arguments of nested calls
             try:
-                nested_seeds = boundary_seeds(ir, empty_test(Facts(ir)), None)
+                inner = boundary_values(ir, Facts(ir), None)
             except (KeyError, IndexError, ValueError):
-                nested_seeds = {}
-            for callee, args in nested_seeds.items():
-                self.seeds.setdefault(callee, set()).update(args)
+                inner = {}
+            for callee, args in inner.items():
+                known = self.values.setdefault(callee, {})
+                for a, v in args.items():
+                    known[a] = join(known[a], v) if a in known else v
         nested = False
         for n in gd.node:
             calls = [(key, index, callee, self.visit(callee)) for key, index, callee in list(_calls(n))
@@ -160,9 +162,9 @@ def repair_functions(ir, facts, rules, apply, unsafe_fixes=False, options=None, 
     sites = [n for n in ir.names() if not scopes.is_gradient_node(n)]
     work = _Functions(gd.library, rules, apply, unsafe_fixes, options)
     try:
-        work.seeds = boundary_seeds(ir, empty_test(facts), scopes)
+        work.values = boundary_values(ir, facts, scopes)
     except (KeyError, IndexError, ValueError):  # a malformed call site: no facts cross it
-        work.seeds = {}
+        work.values = {}
     changed_sites: dict[str, object] = {}  # call site -> its new NodeDef
     for name in sites:
         nd = ir.node(name)

@@ -98,9 +98,10 @@ def function_graph(fdef):
     return gd, rets
 
 
-def check_functions(graph_def, rules, names=None, seeds=None) -> list:
+def check_functions(graph_def, rules, names=None, values=None) -> list:
     """Findings for hazards inside the functions the graph calls (only those
-    in ``names`` if given)."""
+    in ``names`` if given; ``values``: what the call sites pass each argument,
+    from :func:`graphfix.funclib.boundary_values`)."""
     from graphfix.ir import GraphIR
     from graphfix.passes import Context, run
 
@@ -112,7 +113,7 @@ def check_functions(graph_def, rules, names=None, seeds=None) -> list:
         try:
             gd, rets = function_graph(fdef)
             ir = GraphIR(gd, copy=False)
-            ir.may_be_empty_args = set((seeds or {}).get(fn, ()))
+            ir.arg_values = dict((values or {}).get(fn, {}))
             ctx = Context(ir, losses=[r for r in rets if r.rsplit(":", 1)[0] in ir])
             found, _ = run(ctx, rules, apply=False)
         except Exception:  # noqa: BLE001 — a body the analyses cannot read is skipped, never fatal

@@ -269,3 +269,40 @@ def test_emptiness_flows_into_the_branch():
     assert [(f.code, f.fixed) for f in report.findings] == [("GF001", True)], report.findings
     result = graphfix.verify(original, fixed, trials=2)
     assert result.ok and result.bit_identical and result.triggered, result.render()
+
+
+def _v2_check(build):
+    from tests.corpus.v2flow import control_flow_v2
+
+    g = tf.Graph()
+    with g.as_default(), control_flow_v2():
+        build()
+    gd = g.as_graph_def()
+    return [(f.code, f.node.split("/")[0]) for f in graphfix.check(Model(kind="graph_def", text=False,
+                                                                          graph_def=gd)).findings]
+
+
+def test_values_cross_the_call_boundary():
+    """An argument has, inside the branch, the value the call site passes it,
+    refined by the cond's predicate: a count the predicate shows positive is
+    no zero denominator, a mask sum passed in still is one."""
+    def guarded():
+        x = tf.compat.v1.placeholder(tf.float32, [4], name="x")
+        n = tf.compat.v1.placeholder(tf.int32, [], name="n")
+        w = tf.compat.v1.get_variable("w", [], initializer=tf.compat.v1.ones_initializer())
+        total = tf.reduce_sum(x * w)
+        term = tf.cond(n > 0, lambda: total / tf.cast(n, tf.float32), lambda: tf.constant(0.0))
+        tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(tf.identity(term, name="loss"), name="train")
+
+    def unguarded():
+        x = tf.compat.v1.placeholder(tf.float32, [4], name="x")
+        m = tf.compat.v1.placeholder(tf.bool, [4], name="m")
+        flag = tf.compat.v1.placeholder_with_default(True, [], name="flag")
+        w = tf.compat.v1.get_variable("w", [], initializer=tf.compat.v1.ones_initializer())
+        mask = tf.cast(m, tf.float32)
+        term = tf.cond(flag, lambda: tf.reduce_sum(x * w * mask) / tf.reduce_sum(mask), lambda: tf.constant(0.0))
+        tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(tf.identity(term, name="loss"), name="train")
+
+    assert _v2_check(guarded) == []
+    found = _v2_check(unguarded)
+    assert [c for c, _ in found] == ["GF002"] and found[0][1].startswith("cond_true"), found

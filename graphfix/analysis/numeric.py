@@ -196,10 +196,10 @@ class Numeric:
             self._nouts[name] = n
         return n
 
-    def empty_argument(self, name: str) -> bool:
-        """A function body analysed on its own: ``name`` stands for an argument
-        that may be empty at a call site (``ir.may_be_empty_args``)."""
-        return name in getattr(self.ir, "may_be_empty_args", ())
+    def argument_value(self, name: str) -> AbsVal | None:
+        """A function body analysed on its own: the value its argument ``name``
+        has at the call sites (``ir.arg_values``), if known."""
+        return getattr(self.ir, "arg_values", {}).get(name)
 
     def trained(self, name: str) -> bool:
         """``name`` (a variable, its handle or a read of it) is updated by an optimizer's apply op."""
@@ -421,8 +421,10 @@ class Numeric:
         data, pred = tensors[:2]
         return [self.under(data, self.facts(pred, False)), self.under(data, self.facts(pred, True))]
 
-    def merge_value(self, name: str, ins: list[AbsVal]) -> AbsVal:
-        loop = len(ins) < len(self.ir.inputs(name))
+    def merge_value(self, name: str, ins: list[AbsVal], loop: bool | None = None) -> AbsVal:
+        """A Merge's value; at a loop head (or with ``loop``) widened."""
+        if loop is None:
+            loop = len(ins) < len(self.ir.inputs(name))
         v = join(*ins, self._back.get(name)) if ins else TOP
         if loop:  # widen: the loop may move the value anywhere
             v = dataclasses.replace(v, lo=-INF, hi=INF, zero=max(v.zero, ASSUMED), lo_hit=False, hi_hit=False,

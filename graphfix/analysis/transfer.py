@@ -77,8 +77,9 @@ def const(ev, name, ins) -> AbsVal:
 
 def placeholder(ev, name, ins) -> AbsVal:
     dt = ev.dtype(name)
-    if ev.empty_argument(name):  # a function argument whose value at a call site may be empty
-        return dataclasses.replace(placeholder_value(ev, name, dt), empty=True)
+    at_call = ev.argument_value(name)
+    if at_call is not None:  # a function's argument: what the call sites pass it
+        return at_call
     return placeholder_value(ev, name, dt)
 
 
