@@ -306,3 +306,28 @@ def test_values_cross_the_call_boundary():
     assert _v2_check(guarded) == []
     found = _v2_check(unguarded)
     assert [c for c, _ in found] == ["GF002"] and found[0][1].startswith("cond_true"), found
+
+
+def test_values_flow_back_from_the_body_to_the_ops_outputs():
+    """An If's outputs have the values its branches compute: a ReLU made in a
+    branch still reaches 0 for the sqrt after the cond, and a sum of
+    max-shifted exps made in a branch is still >= 1 for the division after it."""
+    def relu_in_branch():
+        x = tf.compat.v1.placeholder(tf.float32, [4], name="x")
+        flag = tf.compat.v1.placeholder_with_default(True, [], name="flag")
+        w = tf.compat.v1.get_variable("w", [], initializer=tf.compat.v1.ones_initializer())
+        d = tf.cond(flag, lambda: tf.nn.relu(x * w), lambda: tf.ones_like(x))
+        loss = tf.reduce_sum(tf.sqrt(d, name="root"), name="loss")
+        tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(loss, name="train")
+
+    def softmax_sum_in_branch():
+        x = tf.compat.v1.placeholder(tf.float32, [4], name="x")
+        flag = tf.compat.v1.placeholder_with_default(True, [], name="flag")
+        w = tf.compat.v1.get_variable("w", [], initializer=tf.compat.v1.ones_initializer())
+        z = x * w
+        s = tf.cond(flag, lambda: tf.reduce_sum(tf.exp(z - tf.reduce_max(z))), lambda: tf.constant(1.0))
+        loss = tf.identity(tf.reduce_sum(tf.exp(z - tf.reduce_max(z)) / s), name="loss")
+        tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(loss, name="train")
+
+    assert _v2_check(relu_in_branch) == [("GF004", "root")]
+    assert _v2_check(softmax_sum_in_branch) == []

@@ -196,6 +196,40 @@ class Numeric:
             self._nouts[name] = n
         return n
 
+    def call_outputs(self, name: str, ins: list[AbsVal]) -> list[AbsVal] | None:
+        """The outputs of a functional ``If``/``PartitionedCall``: its body (bodies,
+        joined) analysed with the arguments the op passes — an ``If``'s
+        branches under its predicate and its negation.  None when the body
+        cannot be read (the op is then unknown)."""
+        from graphfix.functions import function_graph
+        from graphfix.ir import GraphIR
+
+        nd = self.ir.node(name)
+        lib = {f.signature.name: f for f in self.ir.library.function} if self.ir.library is not None else {}
+        tensors = self.ir.inputs(name)
+        if nd.op in ("If", "StatelessIf"):
+            calls = [(nd.attr["then_branch"].func.name, [self.under(t, self.facts(tensors[0], True))
+                                                          for t in tensors[1:]]),
+                     (nd.attr["else_branch"].func.name, [self.under(t, self.facts(tensors[0], False))
+                                                          for t in tensors[1:]])]
+        else:
+            calls = [(nd.attr["f"].func.name, list(ins))]
+        outs = None
+        for fn, args in calls:
+            fdef = lib.get(fn)
+            if fdef is None:
+                return None
+            gd, rets = function_graph(fdef)
+            body = GraphIR(gd, copy=False)
+            body.arg_values = {a.name: v for a, v in zip(fdef.signature.input_arg, args)}
+            inner = Numeric(body)
+            vals = []
+            for r in rets:
+                node, _, out = r.rpartition(":")
+                vals.append(inner.value((node, int(out))) if node in body else TOP)
+            outs = vals if outs is None else [join(a, b) for a, b in zip(outs, vals)]
+        return outs
+
     def argument_value(self, name: str) -> AbsVal | None:
         """A function body analysed on its own: the value its argument ``name``
         has at the call sites (``ir.arg_values``), if known."""

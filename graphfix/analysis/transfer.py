@@ -726,6 +726,12 @@ def switch(ev, name, ins):
     return ev.switch_branches(name, ins)
 
 
+def functional_call(ev, name, ins):
+    """If/PartitionedCall: what the called body computes (see Numeric.call_outputs)."""
+    outs = ev.call_outputs(name, ins)
+    return outs if outs else unknown(ev, name, ins[1:] if ev.op(name) in ("If", "StatelessIf") else ins)
+
+
 def identity_n(ev, name, ins):
     return list(ins)
 
@@ -823,6 +829,8 @@ TRANSFER.update({
     "MatMul": matmul, "BatchMatMul": matmul, "BatchMatMulV2": matmul, "BatchMatMulV3": matmul, "Softmax": softmax, "LogSoftmax": log_softmax,
     "SoftmaxCrossEntropyWithLogits": xent, "SparseSoftmaxCrossEntropyWithLogits": xent,
     "Merge": merge, "RefMerge": merge, "Switch": switch, "RefSwitch": switch, "IdentityN": identity_n,
+    "If": functional_call, "StatelessIf": functional_call, "PartitionedCall": functional_call,
+    "StatefulPartitionedCall": functional_call,
     "SqrtGrad": sqrt_grad, "RsqrtGrad": rsqrt_grad, "ReciprocalGrad": reciprocal_grad, "InvGrad": reciprocal_grad,
     "SigmoidGrad": bounded_grad, "TanhGrad": bounded_grad, "ReluGrad": bounded_grad, "Relu6Grad": bounded_grad,
     "SoftplusGrad": bounded_grad, "EluGrad": bounded_grad, "SeluGrad": bounded_grad,
