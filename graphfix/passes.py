@@ -86,18 +86,26 @@ class Context:
 
 
 def run(ctx: Context, rules, apply: bool) -> tuple[list[Finding], dict[str, float]]:
-    """Match (and, if ``apply``, fix) until a fixpoint; findings in order found."""
+    """Match (and, if ``apply``, fix) until a fixpoint; findings in order found.
+
+    With ``apply``, the last round matches on the final graph and fixes
+    nothing; a fixed finding it matches again is not fixed
+    (:mod:`graphfix.selfcheck`, which also checks the gradient path)."""
     findings: list[Finding] = []
     seen: set[tuple[str, str]] = set()
     claimed: dict[str, str] = {}  # node -> code of the first rule that reported it
     timing: dict[str, float] = {}
-    for _ in range(MAX_ITERATIONS):
+    matched: set[tuple[str, str]] = set()
+    for round_ in range(MAX_ITERATIONS + 1):
         fixed_any = False
+        matched = set()
+        last = round_ == MAX_ITERATIONS  # only re-match: the fixed graph as it will be written
         for rule in rules:
             t0 = time.perf_counter()
             for f in rule.match(ctx):
                 key = (f.code, f.node)
-                if key in seen:
+                matched.add(key)
+                if key in seen or last:
                     continue
                 if f.node not in ctx.ir or claimed.get(f.node, f.code) != f.code:
                     continue
@@ -105,13 +113,22 @@ def run(ctx: Context, rules, apply: bool) -> tuple[list[Finding], dict[str, floa
                 claimed[f.node] = f.code
                 findings.append(f)
                 if apply and f.fixable and (f.safety == "safe" or ctx.unsafe_fixes):
+                    ctx.ir.edits = []  # graphfix.gradients records each region it replaces
                     try:
                         f.new_nodes = sorted(rule.fix(ctx, f))
                         f.fixed = True
                         fixed_any = True
                     except FixError as e:
                         f.note = str(e)
+                    f.data["edits"] = ctx.ir.edits
+                    ctx.ir.edits = None
             timing[rule.code] = timing.get(rule.code, 0.0) + (time.perf_counter() - t0) * 1000
         if not apply or not fixed_any:
             break
+    if apply and any(f.fixed for f in findings):
+        from graphfix.selfcheck import check_fixes
+
+        t0 = time.perf_counter()
+        check_fixes(ctx.ir, ctx.facts.grad_scopes, findings, matched)
+        timing["selfcheck"] = (time.perf_counter() - t0) * 1000
     return findings, timing
