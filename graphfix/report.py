@@ -37,6 +37,12 @@ class Report:
     version: str = ""
     output: str | None = None
     nodes_out: int | None = None
+    dropped: list[str] = dataclasses.field(default_factory=list)  # what a --to conversion left out
+    verify: dict | None = None  # rewrite --verify: {"ok": bool, "failed": [which check failed, ...]}
+
+    @property
+    def verify_failed(self) -> bool:
+        return self.verify is not None and not self.verify["ok"]
 
     @property
     def found(self) -> int:
@@ -58,7 +64,9 @@ class Report:
                 "findings": [f.to_json() for f in self.findings],
                 "summary": {"found": self.found, "fixed": self.fixed, "remaining": self.remaining},
                 "timing_ms": {k: round(v, 3) for k, v in self.timing_ms.items()},
-                **({"output": self.output, "nodes_out": self.nodes_out} if self.output else {})}
+                **({"output": self.output, "nodes_out": self.nodes_out} if self.output else {}),
+                **({"dropped": list(self.dropped)} if self.dropped else {}),
+                **({"verify": self.verify} if self.verify is not None else {})}
 
 
 def render_text(report: Report, mode: str = "check") -> str:
@@ -82,6 +90,10 @@ def render_text(report: Report, mode: str = "check") -> str:
         if hidden:
             summary += f" {hidden} hidden fix{'es' if hidden != 1 else ''} can be enabled with --unsafe-fixes."
         lines.append(summary)
+    if report.dropped:
+        lines.append(f"{report.output}: converted; dropped {'; '.join(report.dropped)}.")
+    if report.verify is not None:
+        lines.append("verify: OK" if report.verify["ok"] else "verify: FAILED: " + "; ".join(report.verify["failed"]))
     return "\n".join(lines) + "\n"
 
 

@@ -80,3 +80,25 @@ def _readers(ir, nodes) -> str:
         return ""
     more = f" and {len(applies) - 3} more" if len(applies) > 3 else ""
     return f", and {', '.join(applies[:3])}{more} still read it"
+
+
+def record_verify(report, result) -> None:
+    """``rewrite --verify``: put ``graphfix verify``'s verdict in the report.
+    When it fails, no finding is reported fixed: each says which check failed."""
+    failed = []
+    if not result.normal_ok:
+        bad = [m for t in result.normal for m in t["mismatched"]] or ["no normal feed compared"]
+        failed.append("normal feeds: the fixed graph trains differently (" + ", ".join(bad[:4])
+                      + (", …" if len(bad) > 4 else "") + ")")
+    if not result.trigger_ok:
+        bad = [f"{t['feed']}: {'; '.join(t['fixed'] or [t.get('fixed_error', '')])}" for t in result.trigger
+               if not t.get("skipped") and not t["fixed_finite"]]
+        failed.append("trigger feeds: the fixed graph is not finite (" + " | ".join(bad[:3])
+                      + (" | …" if len(bad) > 3 else "") + ")")
+    report.verify = {"ok": result.ok, "failed": failed}
+    if result.ok:
+        return
+    for f in report.findings:
+        if f.fixed:
+            f.fixed = False
+            f.note = f"not fixed: verify failed ({failed[0].split(':')[0]})"

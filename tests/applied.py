@@ -12,11 +12,20 @@ Sparse applies (``indices`` + ``grad``) are compared densified.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
-from graphfix.analysis.gradpath import spliced_prefix
-from graphfix.analysis.loss import gradient_seeds
-from graphfix.ir import GraphIR
+# Independent of graphfix's own index (this is what checks it): TensorFlow's
+# gradient prefixes are seeded by ``<prefix>/grad_ys_N`` or ``<prefix>/Fill``;
+# graphfix splices gradients in under ``…/graphfix/<CODE>[_n]/grad[_k]/``.
+_SEED = re.compile(r"^((?:.*/)?gradients(?:_\d+)?)/(?:grad_ys_\d+|Fill)$")
+_SPLICED = re.compile(r"/graphfix/GF\d+(?:_\d+)?/grad(?:_\d+)?/")
+
+
+def spliced_prefix(name):
+    m = _SPLICED.search(name)
+    return name[:m.end() - 1] if m else None
 
 APPLY = ("Apply", "ResourceApply", "SparseApply", "ResourceSparseApply")
 # Post-processing between the gradients and the Apply ops that maps each
@@ -30,30 +39,19 @@ SPARSE = PASS | {"UnsortedSegmentSum", "Unique", "StridedSlice", "Shape"}
 class AppliedChecker:
     """One imported graph + session; ``check(feed)`` -> list of mismatches."""
 
-    def __init__(self, tf, graph_def, rtol=1e-5, atol=1e-6):
+    def __init__(self, tf, graph_def, loss, rtol=1e-5, atol=1e-6):
+        """``loss``: the loss tensor the graph's gradients were built from."""
         from tensorflow.python.framework import op_def_registry
 
         self.tf, self.rtol, self.atol = tf, rtol, atol
-        ir = GraphIR(graph_def, copy=False)
-        seeds = gradient_seeds(ir)
-        real = sorted({gp for gp, _ in seeds}, key=len, reverse=True)
-        loss_of = dict(seeds)
+        real = sorted({m.group(1) for n in graph_def.node if n.op == "Fill" for m in [_SEED.match(n.name)] if m},
+                      key=len, reverse=True)
 
         def prefix(name):
             sp = spliced_prefix(name)
             if sp is not None:
                 return sp
             return next((p for p in real if name.startswith(p + "/")), None)
-
-        def root(name, depth=0):
-            """The tf.gradients call a gradient node belongs to (a splice inherits its upstream's)."""
-            gp = prefix(name)
-            if gp in loss_of or gp is None or depth > 32:
-                return gp
-            for n in ir.names():
-                if n.startswith(gp + "/grad_ys_") and ir.op(n) == "Identity":
-                    return root(ir.input(n, 0)[0], depth + 1)
-            return None
 
         g = self.graph = tf.Graph()
         self.pairs = []  # (apply op, var, graph grad tensor(s), fresh grad)
@@ -66,7 +64,7 @@ class AppliedChecker:
                     continue
                 od = op_def_registry.get(op.type)
                 names = [a.name for a in od.input_arg]
-                gi = names.index("grad") if "grad" in names else None
+                gi = next((i for i, a in enumerate(names) if a in ("grad", "delta")), None)
                 if gi is None:
                     continue
                 ii = names.index("indices") if "indices" in names else None
@@ -75,18 +73,13 @@ class AppliedChecker:
                     var_op = var_op.inputs[0].op
                 if ii is not None:  # sparse: the deduplicated (grad, indices) it applies, compared densified
                     bounds = [op.inputs[gi]]
-                    gp0 = self._boundary(ir, op.inputs[gi], prefix, through=SPARSE)
+                    gp0 = self._boundary(op.inputs[gi], prefix, through=SPARSE)
                     src = gp0[0].op.name if gp0 else None
                 else:
-                    bounds = self._boundary(ir, op.inputs[gi], prefix)
+                    bounds = self._boundary(op.inputs[gi], prefix)
                     src = bounds[0].op.name if len(bounds) == 1 else None
                 if len(bounds) != 1 or src is None:
                     self.unpaired.append(f"{op.name}: {len(bounds)} gradient tensors reach it")
-                    continue
-                gp = root(src)
-                loss = loss_of.get(gp)
-                if loss is None:
-                    self.unpaired.append(f"{op.name}: no loss for gradient prefix {gp}")
                     continue
                 key = (loss, var_op.name)
                 if key not in fresh_by:
@@ -107,7 +100,7 @@ class AppliedChecker:
         self.sess.run(self.init)
 
     @staticmethod
-    def _boundary(ir, t, prefix, through=None):
+    def _boundary(t, prefix, through=None):
         """Gradient tensors reaching ``t`` through element-wise post-processing."""
         through = through or PASS
         out, stack, seen = [], [t], set()
