@@ -72,15 +72,16 @@ class Report:
 def render_text(report: Report, mode: str = "check") -> str:
     lines = []
     for f in report.findings:
-        status = "[fixed]" if f.fixed else "[unsafe fix available]" if (f.fixable and f.safety == "unsafe") \
-            else "[not fixed]" if mode == "rewrite" else "[*]" if f.fixable else ""
+        tried = mode == "rewrite" and bool(f.note)  # a fix was attempted (or checked) and does not hold
+        status = "[fixed]" if f.fixed else "[not fixed]" if tried else "[unsafe fix available]" if (
+            f.fixable and f.safety == "unsafe") else "[not fixed]" if mode == "rewrite" else "[*]" if f.fixable else ""
         guard = f" (guard: {f.guard})" if f.fixed and f.guard else ""
         note = f": {f.note}" if f.note and not f.fixed and mode == "rewrite" else ""
         lines.append(f"{report.input}:{f.node}: {f.code} {f.message}{guard} {status}{note}".rstrip())
     if not report.findings:
         lines.append(f"{report.input}: clean ({report.nodes} nodes, no hazards found)")
     else:
-        hidden = sum(1 for f in report.findings if not f.fixed and f.fixable and f.safety == "unsafe")
+        hidden = sum(1 for f in report.findings if not f.fixed and f.fixable and f.safety == "unsafe" and not f.note)
         summary = f"Found {report.found} hazard{'s' if report.found != 1 else ''}"
         if mode == "rewrite":
             summary += f" ({report.fixed} fixed, {report.remaining} remaining)."

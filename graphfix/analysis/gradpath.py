@@ -23,6 +23,8 @@ import networkx as nx
 
 # The first ``/graphfix/GF006[_1]/grad[_2]/`` of a name ends a spliced gradient prefix.
 _SPLICED = re.compile(r"/graphfix/GF\d+(?:_\d+)?/grad(?:_\d+)?/")
+_PASS_THROUGH = frozenset({"Identity", "Snapshot", "ReadVariableOp", "IdentityN", "Add", "AddV2", "AddN"})
+_PASS_FIRST = frozenset({"BiasAdd", "Sub", "GatherNd", "Gather", "GatherV2", "ResourceGather"})  # IndexedSlices values
 _CONTROL_FLOW = frozenset({"Merge", "RefMerge", "Switch", "RefSwitch", "Enter", "RefEnter", "Exit", "RefExit",
                            "NextIteration", "RefNextIteration", "LoopCond"})
 
@@ -110,16 +112,61 @@ class GradScopes:
                 continue
             if ir.op(fwd) in _CONTROL_FLOW:  # their gradients read the cond/loop plumbing around them
                 continue
-            allowed = {t[0] for t in ir.inputs(fwd)} | {fwd}
-            inside = set(nodes)
-            for n in nodes:
-                bad = [src for src, _ in ir.inputs(n)
-                       if src not in inside and src not in allowed and not self.is_gradient_node(src)
-                       and ir.op(src) != "Const"]
-                if bad:
-                    res[label] = nodes
-                    break
+            if not self._describes(fwd, nodes):
+                res[label] = nodes
         return res
+
+    def _describes(self, fwd: str, nodes: list[str]) -> bool:
+        """The scope reads only ``fwd``, its inputs, constants and gradients, and
+        hands its results (dL/d inputs) only to the gradient scopes of the ops
+        producing ``fwd``'s inputs (through Identity-like reads), to
+        aggregations of them, or out of the gradient subgraph (clipping, Apply*)."""
+        ir = self.ir
+        inside = set(nodes)
+        allowed = {t[0] for t in ir.inputs(fwd)} | {fwd}
+        for n in nodes:
+            for src, _ in ir.inputs(n):
+                if src not in inside and src not in allowed and not self.is_gradient_node(src) \
+                        and ir.op(src) != "Const":
+                    return False
+        producers: set[str] = set()
+        stack = [t[0] for t in ir.inputs(fwd)]
+        while stack:
+            p = stack.pop()
+            if p not in producers:
+                producers.add(p)
+                # Ops whose gradient hands the incoming gradient on unchanged
+                # (no node of their own for that input): it reaches their producers.
+                if ir.op(p) in _PASS_THROUGH:
+                    stack.extend(t[0] for t in ir.inputs(p))
+                elif ir.op(p) in _PASS_FIRST and ir.inputs(p):
+                    stack.append(ir.inputs(p)[0][0])
+        for n in nodes:
+            for dst, _ in ir.consumers(n):
+                if dst in inside:
+                    continue
+                for owner in self._owners_downstream(dst):
+                    if owner not in producers:
+                        return False
+        return True
+
+    def _owners_downstream(self, name: str, limit: int = 64) -> set[str]:
+        """Forward ops whose gradient scopes receive what ``name`` computes,
+        looking through un-owned gradient nodes (AddN aggregation, tuple
+        Identities); empty once the gradient subgraph is left."""
+        owners: set[str] = set()
+        stack, seen = [name], set()
+        while stack and len(seen) < limit:
+            n = stack.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            o = self.owner.get(n)
+            if o is not None:
+                owners.add(o[1])
+            elif self.is_gradient_node(n):
+                stack.extend(d for d, _ in self.ir.consumers(n))
+        return owners
 
 
 def spliced_owner(ir, name: str) -> tuple[str | None, bool]:
