@@ -454,7 +454,7 @@ def print_tables(results, sizes, memory, mem_size):
 
     sc = [statistics.median(results[k]["selfcheck_runs"]) if results[k].get("selfcheck_runs") else None
           for k in keys]
-    print("%-18s" % "self-check (s)" + "".join(fmt(v, 14) for v in sc))
+    print("%-18s" % "self-check (ms)" + "".join(fmt(None if v is None else v * 1000, 14) for v in sc))
     vals = [ratio(v, results[k]["times"].get("gf_rewrite")) for v, k in zip(sc, keys)]
     print("%-18s" % "self-check/rewrite" + "".join(fmt(v, 14) for v in vals))
     for k, v, r in zip(keys, sc, vals):
