@@ -334,8 +334,30 @@ def _map_old_gradients(ir, scopes, region, outputs, float_inputs, gp, outs, stal
             return mapping
     if len(want) == 1 and len(float_inputs) == 1:
         return {outs[0]: float_inputs[0]}
+    mapping = _map_by_receivers(ir, scopes, outs, float_inputs, stale | set(region))
+    if mapping is not None:
+        return mapping
     raise FixError("cannot match the old gradient subgraph to the replaced ops "
                    f"(outputs {sorted(tensor_name(*o) for o in outs)})")
+
+
+def _map_by_receivers(ir, scopes, outs, float_inputs, removed):
+    """The same mapping read from the graph instead of re-derived: dL/dX flows
+    into the gradient scope of X's producer (see GradScopes.receivers).  Used
+    when the names cannot be re-derived (a scope graphfix spliced in was built
+    with static shapes its inputs no longer carry); None if ambiguous."""
+    by_input = {t: scopes.receivers([t[0]]) for t in float_inputs}
+    mapping = {}
+    for o in outs:
+        owners: set[str] = set()
+        for dst, _ in ir.consumers(*o):
+            if dst not in removed:
+                owners |= scopes.owners_downstream(dst)
+        cands = [t for t, recv in by_input.items() if owners and owners <= recv]
+        if len(cands) != 1:
+            return None
+        mapping[o] = cands[0]
+    return mapping
 
 
 def _pin_to_frame(ir, facts, nodes, inputs) -> None:

@@ -129,28 +129,35 @@ class GradScopes:
                 if src not in inside and src not in allowed and not self.is_gradient_node(src) \
                         and ir.op(src) != "Const":
                     return False
-        producers: set[str] = set()
-        stack = [t[0] for t in ir.inputs(fwd)]
-        while stack:
-            p = stack.pop()
-            if p not in producers:
-                producers.add(p)
-                # Ops whose gradient hands the incoming gradient on unchanged
-                # (no node of their own for that input): it reaches their producers.
-                if ir.op(p) in _PASS_THROUGH:
-                    stack.extend(t[0] for t in ir.inputs(p))
-                elif ir.op(p) in _PASS_FIRST and ir.inputs(p):
-                    stack.append(ir.inputs(p)[0][0])
+        producers = self.receivers([t[0] for t in ir.inputs(fwd)])
         for n in nodes:
             for dst, _ in ir.consumers(n):
                 if dst in inside:
                     continue
-                for owner in self._owners_downstream(dst):
+                for owner in self.owners_downstream(dst):
                     if owner not in producers:
                         return False
         return True
 
-    def _owners_downstream(self, name: str, limit: int = 64) -> set[str]:
+    def receivers(self, nodes) -> set[str]:
+        """The forward ops whose gradient scopes receive the gradient w.r.t. the
+        outputs of ``nodes``: the nodes themselves, and past ops whose gradient
+        hands the incoming gradient on unchanged (Identity, Add, BiasAdd's
+        input, a gather's IndexedSlices values …) their producers."""
+        ir = self.ir
+        res: set[str] = set()
+        stack = list(nodes)
+        while stack:
+            p = stack.pop()
+            if p not in res:
+                res.add(p)
+                if ir.op(p) in _PASS_THROUGH:
+                    stack.extend(t[0] for t in ir.inputs(p))
+                elif ir.op(p) in _PASS_FIRST and ir.inputs(p):
+                    stack.append(ir.inputs(p)[0][0])
+        return res
+
+    def owners_downstream(self, name: str, limit: int = 64) -> set[str]:
         """Forward ops whose gradient scopes receive what ``name`` computes,
         looking through un-owned gradient nodes (AddN aggregation, tuple
         Identities); empty once the gradient subgraph is left."""
