@@ -316,7 +316,8 @@ def _map_old_gradients(ir, scopes, region, outputs, float_inputs, gp, outs, stal
                     ins = [made[s][i] if s in made else b.input((s, i)) for s, i in ir.inputs(r)]
                     made[r] = b.clone(r, ins, op_name=scopes.name_when_built(gp, r))
                 ys = [made[o[0]][o[1]] for o in outputs
-                      if any(n.startswith(f"{gp}/{scopes.name_when_built(gp, o[0])}_grad/") for n in stale)]
+                      if any(_short(gp, n).startswith(_short(gp, f"{gp}/{scopes.name_when_built(gp, o[0])}_grad/"))
+                             for n in stale)]
                 us = [tf.compat.v1.placeholder(y.dtype, name=f"graphfix_scratch_upstream_{j}")
                       for j, y in enumerate(ys)]
                 xs = [b.input(t) for t in float_inputs]
@@ -327,9 +328,9 @@ def _map_old_gradients(ir, scopes, region, outputs, float_inputs, gp, outs, stal
         for t, gr in zip(float_inputs, grads):
             if gr is None:
                 continue
-            key = (gr.op.name, gr.value_index)
-            if key in want:
-                mapping[key] = t
+            for key in ((gr.op.name, gr.value_index), (_short(gp, gr.op.name), gr.value_index)):
+                if key in want:
+                    mapping[key] = t
         if set(mapping) == want:
             return mapping
     if len(want) == 1 and len(float_inputs) == 1:
@@ -339,6 +340,14 @@ def _map_old_gradients(ir, scopes, region, outputs, float_inputs, gp, outs, stal
         return mapping
     raise FixError("cannot match the old gradient subgraph to the replaced ops "
                    f"(outputs {sorted(tensor_name(*o) for o in outs)})")
+
+
+def _short(gp: str, name: str) -> str:
+    """``<scope>/grad/<scope>/X_grad/…`` spelt relative to the splice's scope
+    (``<scope>/grad/X_grad/…``), as a splice may name its gradient nodes."""
+    scope = gp.rsplit("/", 1)[0]
+    long = f"{gp}/{scope}/"
+    return f"{gp}/{name[len(long):]}" if name.startswith(long) else name
 
 
 def _map_by_receivers(ir, scopes, outs, float_inputs, removed):

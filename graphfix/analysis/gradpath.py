@@ -71,7 +71,7 @@ class GradScopes:
             i = rest.find("_grad/")
             if i <= 0:
                 continue
-            built = rest[:i]
+            built = rest[:i] if gp in real else built_name(gp, rest[:i])
             fwd = built if gp in real else _resolve(ir, gp, built, aliases)
             if (gp, fwd) not in self.scopes:
                 self.by_op[fwd].append(gp)
@@ -176,6 +176,14 @@ class GradScopes:
         return owners
 
 
+def built_name(gp: str, x: str) -> str:
+    """The scratch name of the op whose spliced scope is ``<gp>/<x>_grad``: ``x``
+    spells it in full (``Log/graphfix/GF006/Log``) or, shortened, relative to
+    the splice's scope (``Log``)."""
+    scope = gp.rsplit("/", 1)[0]
+    return x if x.startswith(scope + "/") else f"{scope}/{x}"
+
+
 def spliced_owner(ir, name: str) -> tuple[str | None, bool]:
     """For a node of a spliced gradient: (the forward op whose scope holds it,
     False), or (None, True) for the splice's upstream-gradient Identity
@@ -189,7 +197,7 @@ def spliced_owner(ir, name: str) -> tuple[str | None, bool]:
     i = rest.find("_grad/")
     if i <= 0:
         return None, False
-    return _resolve(ir, gp, rest[:i], getattr(ir, "renamed", None) or {}), False
+    return _resolve(ir, gp, built_name(gp, rest[:i]), getattr(ir, "renamed", None) or {}), False
 
 
 def _resolve(ir, gp: str, built: str, aliases: dict[str, str]) -> str:
