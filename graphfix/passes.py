@@ -96,12 +96,14 @@ def run(ctx: Context, rules, apply: bool) -> tuple[list[Finding], dict[str, floa
     claimed: dict[str, str] = {}  # node -> code of the first rule that reported it
     timing: dict[str, float] = {}
     matched: set[tuple[str, str]] = set()
+    covered_by: dict[str, tuple[set, set]] = {}  # rule code -> the nodes its matching marked covered
     for round_ in range(MAX_ITERATIONS + 1):
         fixed_any = False
         matched = set()
         last = round_ == MAX_ITERATIONS  # only re-match: the fixed graph as it will be written
         for rule in rules:
             t0 = time.perf_counter()
+            before = (set(ctx.covered), set(ctx.domain_covered))
             for f in rule.match(ctx):
                 key = (f.code, f.node)
                 matched.add(key)
@@ -122,6 +124,9 @@ def run(ctx: Context, rules, apply: bool) -> tuple[list[Finding], dict[str, floa
                         f.note = str(e)
                     f.data["edits"] = ctx.ir.edits
                     ctx.ir.edits = None
+            covered_by.setdefault(rule.code, (set(), set()))
+            covered_by[rule.code][0].update(ctx.covered - before[0])
+            covered_by[rule.code][1].update(ctx.domain_covered - before[1])
             timing[rule.code] = timing.get(rule.code, 0.0) + (time.perf_counter() - t0) * 1000
         if not apply or not fixed_any:
             break
@@ -129,6 +134,26 @@ def run(ctx: Context, rules, apply: bool) -> tuple[list[Finding], dict[str, floa
         from graphfix.selfcheck import check_fixes
 
         t0 = time.perf_counter()
+        matched |= _rematch(ctx, rules, findings, covered_by)
         check_fixes(ctx.ir, ctx.facts.grad_scopes, findings, matched)
         timing["selfcheck"] = (time.perf_counter() - t0) * 1000
     return findings, timing
+
+
+def _rematch(ctx, rules, findings, covered_by) -> set[tuple[str, str]]:
+    """Match again, on the final graph, every rule with a fixed finding, with
+    only the coverage *other* rules recorded: a rule's own earlier match must
+    not hide the hazard its fix was meant to remove."""
+    codes = {f.code for f in findings if f.fixed}
+    keys: set[tuple[str, str]] = set()
+    saved = ctx.covered, ctx.domain_covered
+    try:
+        for rule in rules:
+            if rule.code not in codes:
+                continue
+            ctx.covered = set().union(*(c for code, (c, _) in covered_by.items() if code != rule.code))
+            ctx.domain_covered = set().union(*(d for code, (_, d) in covered_by.items() if code != rule.code))
+            keys.update((f.code, f.node) for f in rule.match(ctx))
+    finally:
+        ctx.covered, ctx.domain_covered = saved
+    return keys

@@ -89,19 +89,22 @@ def test_verify_failure_leaves_no_finding_fixed(src, tmp_path, capsys, monkeypat
 
 
 def test_forward_rematch_is_not_fixed(src, tmp_path, capsys, monkeypatch):
-    """A fix that leaves the hazard in place (here: GF009's clamp replaced by a
-    copy of the op) is found again by the rules' matching: not fixed."""
+    """A fix that leaves the hazard in place (here: every guard replaced by a
+    plain copy of the op) is found again by the rules' matching: not fixed."""
     from graphfix.guards import clone_with
-    from rewrites.log_unbounded import LogUnbounded
+    from graphfix.passes import Rule
 
-    def fake_fix(self, ctx, finding):
-        node = finding.node
-        return self.replace_node(ctx, node, lambda b: clone_with(b, node, {})[0])
+    original = Rule.replace_node
 
-    monkeypatch.setattr(LogUnbounded, "fix", fake_fix)
-    code, io = _rewrite_in_process(capsys, src, tmp_path / "same.pb", "--unsafe-fixes", "--select", "GF009")
+    def no_guard(self, ctx, node, build, region=None, output=None):
+        return original(self, ctx, node, lambda b: clone_with(b, node, {})[0])
+
+    monkeypatch.setattr(Rule, "replace_node", no_guard)
+    code, io = _rewrite_in_process(capsys, src, tmp_path / "same.pb", "--unsafe-fixes", "--format", "json")
     assert code == 1
-    assert "GF009 still matches" in io.out and "[not fixed]" in io.out, io.out
+    findings = json.loads(io.out)["findings"]
+    assert findings and not any(f["fixed"] for f in findings), findings
+    assert any(" still matches " in f["note"] for f in findings), findings
 
 
 def test_verify_flag_needs_one_model(tmp_path):
