@@ -16,6 +16,7 @@ rebuilt), so both kinds are indexed alike: ``(prefix, forward op) -> nodes``.
 """
 from __future__ import annotations
 
+import functools
 import re
 from collections import defaultdict
 
@@ -50,7 +51,6 @@ class GradScopes:
         real = sorted(set(prefixes), key=len, reverse=True)
         self.scopes: dict[tuple[str, str], list[str]] = defaultdict(list)
         self.built_as: dict[tuple[str, str], str] = {}  # (prefix, owner) -> the op's name when it was built
-        self.owner: dict[str, tuple[str, str]] = {}  # gradient node -> (prefix, owner)
         self.members: set[str] = set()
         self.by_op: dict[str, list[str]] = defaultdict(list)  # forward op -> prefixes with a scope of it
         spliced: set[str] = set()
@@ -73,12 +73,19 @@ class GradScopes:
                 continue
             built = rest[:i] if gp in real else built_name(gp, rest[:i])
             fwd = built if gp in real else _resolve(ir, gp, built, aliases)
-            if (gp, fwd) not in self.scopes:
+            key = (gp, fwd)
+            nodes = self.scopes.get(key)
+            if nodes is None:
+                nodes = self.scopes[key] = []
                 self.by_op[fwd].append(gp)
-            self.scopes[(gp, fwd)].append(name)
-            self.built_as[(gp, fwd)] = built
-            self.owner[name] = (gp, fwd)
+                self.built_as[key] = built
+            nodes.append(name)
         self.prefixes = sorted(set(real) | spliced, key=len, reverse=True)
+
+    @functools.cached_property
+    def owner(self) -> dict[str, tuple[str, str]]:
+        """Gradient node -> (prefix, forward op whose scope holds it)."""
+        return {n: key for key, nodes in self.scopes.items() for n in nodes}
 
     def scope(self, prefix: str, fwd: str) -> list[str]:
         return self.scopes.get((prefix, fwd), [])
