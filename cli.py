@@ -126,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="guard style for rules that offer several (default: auto)")
     p.add_argument("--unsafe-fixes", action="store_true", help="also apply fixes that change values")
     p.add_argument("--clear-devices", action="store_true", help="drop every device placement")
+    p.add_argument("--verify", action="store_true",
+                   help="also run `graphfix verify` on the result (same feed derivation); exit 1 if it fails")
+    p.add_argument("--to", choices=("graphdef", "metagraph"),
+                   help="convert the output (default: keep the input's kind, whatever OUT's extension); "
+                        "the report names what a conversion drops")
     _batch(p, cache=False)
 
     p = sub.add_parser("check", help="report hazards, change nothing (exit 1 if any)")
@@ -260,6 +265,11 @@ def _dispatch(args) -> int:
 
         print(cache.clean())
         return EXIT_CLEAN
+    if args.command == "rewrite" and getattr(args, "out_dir", None) and (args.verify or args.to):
+        from graphfix.errors import GraphfixError
+
+        raise GraphfixError(f"--{'verify' if args.verify else 'to'} works on one model (rewrite IN OUT), "
+                            "not with --out-dir")
     if args.command in ("check", "rewrite"):
         from graphfix import batch
 
@@ -345,12 +355,18 @@ def _cmd_rewrite(args) -> int:
         fixed, report = graphfix.rewrite(model, select=args.select, ignore=args.ignore,
                                          unsafe_fixes=args.unsafe_fixes, guard=args.guard, losses=args.loss,
                                          clear_devices=args.clear_devices, options=_options(args))
+        if args.verify:  # before anything is written: the report must say what holds
+            from graphfix import verify
+            from graphfix.selfcheck import record_verify
+
+            activity.update(f"graphfix: verifying {name}")
+            record_verify(report, verify.verify(model, fixed, losses=args.loss))
         if args.dot:
             activity.update(f"graphfix: drawing {os.path.basename(args.dot)}")
             dot.write(model, fixed, report.findings, args.dot, title=args.input)
         if not args.diff:
             activity.update(f"graphfix: writing {os.path.basename(os.path.normpath(args.output))}")
-            graphfix.save(fixed, args.output)
+            report.dropped = graphfix.save(fixed, args.output, to=args.to)
     if args.diff:  # like ruff: print the change, write no graph; exit 1 if it would change
         from graphfix.diff import diff_text
 
@@ -359,10 +375,10 @@ def _cmd_rewrite(args) -> int:
         _emit(report, args.format, "rewrite", args.report, stream=sys.stderr, no_color=args.no_color)
         if args.format == "text":
             print("--diff: no graph written.", file=sys.stderr)
-        return EXIT_FINDINGS if text or report.remaining else EXIT_CLEAN
+        return EXIT_FINDINGS if text or report.remaining or report.verify_failed else EXIT_CLEAN
     report.output = args.output
     _emit(report, args.format, "rewrite", args.report, no_color=args.no_color)
-    return EXIT_FINDINGS if report.remaining else EXIT_CLEAN
+    return EXIT_FINDINGS if report.remaining or report.verify_failed else EXIT_CLEAN
 
 
 def _options(args) -> dict:

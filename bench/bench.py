@@ -183,6 +183,12 @@ def summarize_report(report):
                 pass
     if isinstance(report, (list, tuple, dict)):
         out["len"] = len(report)
+    timing = getattr(report, "timing_ms", None) or {}
+    if "selfcheck" in timing:  # rewrite's check of its own work (graphfix.selfcheck)
+        out["selfcheck_ms"] = timing["selfcheck"]
+        out["rules_ms"] = timing.get("rules")
+    if hasattr(report, "fixed"):
+        out["fixed"] = report.fixed
     return out
 
 
@@ -299,6 +305,8 @@ def bench_size(n, info, args, gf, gf_reason, tmpdir, prev, v2=False):
         fixed, report = call_gf(gf.rewrite, model)
         call_gf(gf.save, fixed, out_path)
         res["rewrite_report"] = summarize_report(report)
+        if "selfcheck_ms" in res["rewrite_report"]:
+            res.setdefault("selfcheck_runs", []).append(res["rewrite_report"]["selfcheck_ms"] / 1000.0)
     # The model is reloaded (untimed) before every run: rewrite may mutate it.
     record("gf_rewrite", rewrite, load_model)
     if res["times"].get("gf_rewrite") is not None and os.path.exists(out_path):
@@ -443,6 +451,15 @@ def print_tables(results, sizes, memory, mem_size):
             vals.append(v)
             ratios.setdefault(k, {})[label] = v
         print("%-18s" % label + "".join(fmt(v, 14) for v in vals))
+
+    sc = [statistics.median(results[k]["selfcheck_runs"]) if results[k].get("selfcheck_runs") else None
+          for k in keys]
+    print("%-18s" % "self-check (ms)" + "".join(fmt(None if v is None else v * 1000, 14) for v in sc))
+    vals = [ratio(v, results[k]["times"].get("gf_rewrite")) for v, k in zip(sc, keys)]
+    print("%-18s" % "self-check/rewrite" + "".join(fmt(v, 14) for v in vals))
+    for k, v, r in zip(keys, sc, vals):
+        ratios.setdefault(k, {})["self-check / rewrite"] = r
+        results[k]["times"]["gf_selfcheck"] = v
 
     scaling = {}
     if len(keys) >= 2:

@@ -16,9 +16,15 @@ def load(path) -> Model:
     return io.load(path)
 
 
-def save(model: Model, path) -> None:
-    """Write ``model`` to ``path`` atomically (byte-identical when unchanged)."""
-    io.save(model, path)
+def save(model: Model, path, to: str | None = None) -> list[str]:
+    """Write ``model`` to ``path`` atomically (byte-identical when unchanged).
+
+    The output keeps the input's kind (GraphDef, MetaGraphDef, SavedModel)
+    whatever the extension, unless ``to`` is ``"graphdef"`` or ``"metagraph"``;
+    ``.pbtxt`` writes text, ``.pb``/``.meta`` binary, other extensions the
+    input's encoding.  Returns what a conversion left out (collections,
+    saver_def, signatures, …), empty when nothing was lost."""
+    return io.save(model, path, to=to)
 
 
 def _rules(select, ignore):

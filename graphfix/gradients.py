@@ -24,6 +24,7 @@ grows with the size of the change, not of the model.
 from __future__ import annotations
 
 from graphfix.analysis.dtypes import FLOAT_TYPES
+from graphfix.analysis.gradpath import spliced_prefix
 from graphfix.ir import parse_input, tensor_name
 from graphfix.scratch import Builder, check_names_free, export_nodes, new_scratch_graph, output_types, \
     v1_control_flow
@@ -92,6 +93,7 @@ def replace_region(ir, facts, *, code: str, anchor: str, region: list[str], outp
     graph = new_scratch_graph()
     extra_map: dict[str, tuple[str, int]] = {}
     new_grads: dict[str, dict[tuple[str, int], tuple[str, int]]] = {}
+    upstreams: list[list] = []
     with graph.as_default(), v1_control_flow():
         b = Builder(ir, graph)
         tf = b.tf
@@ -105,6 +107,7 @@ def replace_region(ir, facts, *, code: str, anchor: str, region: list[str], outp
                        if t not in inputs and output_types(ir.node(t[0]))[t[1]] in FLOAT_TYPES]
         for k, gp in enumerate(sorted(stale)):
             ups = _upstream_gradients(ir, scopes, gp, stale[gp], outputs)
+            upstreams.append(ups)
             ys, grad_ys = [], []
             for j, (out, up) in enumerate(zip(new_outs, ups)):
                 if up is None:
@@ -135,7 +138,7 @@ def replace_region(ir, facts, *, code: str, anchor: str, region: list[str], outp
     rewires: list[tuple[tuple[str, int], tuple[str, int]]] = []
     for gp, nodes in stale.items():
         outs = _stale_outputs(ir, set(nodes), all_stale | set(region))
-        mapping = _map_old_gradients(ir, region, outputs, float_inputs, gp, outs, all_stale)
+        mapping = _map_old_gradients(ir, scopes, region, outputs, float_inputs, gp, outs, all_stale)
         for old in outs:
             rewires.append((old, new_grads[gp][mapping[old]]))
 
@@ -166,18 +169,30 @@ def replace_region(ir, facts, *, code: str, anchor: str, region: list[str], outp
         ir.replace_control_uses(r, out_tensors[0][0], exclude=set(region) | all_stale)
     moved = {old[0]: new[0] for old, new in rewires}
     moved.update({o[0]: n[0] for o, n in zip(outputs, out_tensors)})
-    ir.remove_dead(set(region) | all_stale | {n.name for n in nodes if n.name.startswith(scope + "/grad")})
+    # The upstream-gradient Identity of an earlier splice (``…/grad/grad_ys_0``)
+    # dies with the scope it fed when that scope is replaced in turn.
+    feeders = {u[0] for ups in upstreams for u in ups if u is not None and ir.op(u[0]) == "Identity"
+               and spliced_prefix(u[0]) is not None}
+    ir.remove_dead(set(region) | all_stale | feeders |
+                   {n.name for n in nodes if n.name.startswith(scope + "/grad")})
     added = [n.name for n in nodes if n.name in ir]
     for old_t, new_t in zip(outputs, out_tensors):
         if old_t[0] not in ir and new_t[1] == old_t[1] == 0:
             # The guarded value keeps the original tensor name, so fetches,
             # collections, summaries and signatures that name it still work.
+            # Its spliced gradient scope keeps the scratch name; GradScopes
+            # resolves it through this record (or, from a file, the anchor).
             ir.rename(new_t[0], old_t[0])
+            _renamed(ir)[new_t[0]] = old_t[0]
             added = [old_t[0] if a == new_t[0] else a for a in added]
     # After the rename: a ``loc:@<output>`` kept by a surviving node names the
     # renamed guard again (before it, it would be pointed at a name that the
     # rename then removes).
     _fix_colocation(ir, moved)
+    log = getattr(ir, "edits", None)
+    if log is not None:  # what graphfix.selfcheck checks afterwards
+        log.append({"code": code, "region": list(region), "outputs": [o[0] for o in outputs],
+                    "stale": sorted(all_stale), "added": list(added)})
     return added
 
 
@@ -287,7 +302,7 @@ def _upstream_gradients(ir, scopes, gp: str, nodes: list[str], outputs) -> list:
     everything = {t for ts in found.values() for t in ts}
     res = []
     for node, _ in outputs:
-        cands = sorted({t for n, ts in found.items() if _scope_owner(gp, n) == node for t in ts})
+        cands = sorted({t for n, ts in found.items() if scopes.owner_of(n) == node for t in ts})
         if len(cands) > 1:
             raise FixError(f"cannot identify the upstream gradient of {node!r} ({len(cands)} candidates)")
         res.append(cands[0] if cands else None)
@@ -298,10 +313,12 @@ def _upstream_gradients(ir, scopes, gp: str, nodes: list[str], outputs) -> list:
     return res
 
 
-def _scope_owner(gp: str, grad_node: str) -> str:
-    """``gradients/loss/Mean_grad/Tile`` -> ``loss/Mean`` (the forward op)."""
-    rest = grad_node[len(gp) + 1:]
-    return rest[: rest.find("_grad/")]
+def _renamed(ir) -> dict[str, str]:
+    """Scratch name -> the name a guard's output took over (kept on the IR for
+    this session; see graphfix.analysis.gradpath)."""
+    if getattr(ir, "renamed", None) is None:
+        ir.renamed = {}
+    return ir.renamed
 
 
 def _stale_outputs(ir, nodes: set[str], removed: set[str]) -> list[tuple[str, int]]:
@@ -316,12 +333,14 @@ def _stale_outputs(ir, nodes: set[str], removed: set[str]) -> list[tuple[str, in
     return outs
 
 
-def _map_old_gradients(ir, region, outputs, float_inputs, gp, outs, stale):
+def _map_old_gradients(ir, scopes, region, outputs, float_inputs, gp, outs, stale):
     """Which region input each stale gradient output is the gradient for.
 
     Re-derives the old gradient in a scratch graph: the region's ops recreated
     under their own names and ``tf.gradients`` called under the same prefix
-    reproduce the old scope's tensor names, with and without gating.
+    reproduce the old scope's tensor names, with and without gating.  An op
+    whose scope graphfix spliced in earlier is recreated under the name it had
+    when that scope was built (``Log/graphfix/GF006/Log``).
     """
     want = set(outs)
     if not want:
@@ -335,9 +354,10 @@ def _map_old_gradients(ir, region, outputs, float_inputs, gp, outs, stale):
                 made: dict[str, list] = {}
                 for r in region:
                     ins = [made[s][i] if s in made else b.input((s, i)) for s, i in ir.inputs(r)]
-                    made[r] = b.clone(r, ins, op_name=r)
+                    made[r] = b.clone(r, ins, op_name=scopes.name_when_built(gp, r))
                 ys = [made[o[0]][o[1]] for o in outputs
-                      if any(n.startswith(f"{gp}/{o[0]}_grad/") for n in stale)]
+                      if any(_short(gp, n).startswith(_short(gp, f"{gp}/{scopes.name_when_built(gp, o[0])}_grad/"))
+                             for n in stale)]
                 us = [tf.compat.v1.placeholder(y.dtype, name=f"graphfix_scratch_upstream_{j}")
                       for j, y in enumerate(ys)]
                 xs = [b.input(t) for t in float_inputs]
@@ -348,15 +368,45 @@ def _map_old_gradients(ir, region, outputs, float_inputs, gp, outs, stale):
         for t, gr in zip(float_inputs, grads):
             if gr is None:
                 continue
-            key = (gr.op.name, gr.value_index)
-            if key in want:
-                mapping[key] = t
+            for key in ((gr.op.name, gr.value_index), (_short(gp, gr.op.name), gr.value_index)):
+                if key in want:
+                    mapping[key] = t
         if set(mapping) == want:
             return mapping
     if len(want) == 1 and len(float_inputs) == 1:
         return {outs[0]: float_inputs[0]}
+    mapping = _map_by_receivers(ir, scopes, outs, float_inputs, stale | set(region))
+    if mapping is not None:
+        return mapping
     raise FixError("cannot match the old gradient subgraph to the replaced ops "
                    f"(outputs {sorted(tensor_name(*o) for o in outs)})")
+
+
+def _short(gp: str, name: str) -> str:
+    """``<scope>/grad/<scope>/X_grad/…`` spelt relative to the splice's scope
+    (``<scope>/grad/X_grad/…``), as a splice may name its gradient nodes."""
+    scope = gp.rsplit("/", 1)[0]
+    long = f"{gp}/{scope}/"
+    return f"{gp}/{name[len(long):]}" if name.startswith(long) else name
+
+
+def _map_by_receivers(ir, scopes, outs, float_inputs, removed):
+    """The same mapping read from the graph instead of re-derived: dL/dX flows
+    into the gradient scope of X's producer (see GradScopes.receivers).  Used
+    when the names cannot be re-derived (a scope graphfix spliced in was built
+    with static shapes its inputs no longer carry); None if ambiguous."""
+    by_input = {t: scopes.receivers([t[0]]) for t in float_inputs}
+    mapping = {}
+    for o in outs:
+        owners: set[str] = set()
+        for dst, _ in ir.consumers(*o):
+            if dst not in removed:
+                owners |= scopes.owners_downstream(dst)
+        cands = [t for t, recv in by_input.items() if owners and owners <= recv]
+        if len(cands) != 1:
+            return None
+        mapping[o] = cands[0]
+    return mapping
 
 
 def _pin_to_frame(ir, facts, nodes, inputs) -> None:

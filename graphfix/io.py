@@ -380,23 +380,61 @@ def _parse_saved_model(raw: bytes, file: str, text: bool) -> Model | None:
 
 # ---------------------------------------------------------------- writing
 
-def output_format(model: Model, out_path: str) -> tuple[str, bool]:
-    """(kind, text) to write ``model`` to ``out_path``: the input's kind unless
-    the output's extension names another."""
+TEXT_EXTENSIONS = (".pbtxt", ".txt", ".prototxt")
+BINARY_EXTENSIONS = (".pb", ".meta", ".graphdef")
+CONVERSIONS = {"graphdef": "graph_def", "metagraph": "meta_graph"}
+
+
+def output_format(model: Model, out_path: str, to: str | None = None) -> tuple[str, bool]:
+    """(kind, text) to write ``model`` to ``out_path``.
+
+    Kind: the input's — a GraphDef stays a GraphDef, a MetaGraphDef a
+    MetaGraphDef, a SavedModel a SavedModel, whatever the extension — unless
+    ``to`` (``graphdef`` or ``metagraph``) asks for a conversion.
+    Encoding: ``.pbtxt``/``.txt``/``.prototxt`` write text, ``.pb``/``.meta``/
+    ``.graphdef`` binary, any other extension (or none) the input's encoding.
+    """
+    if to is not None and to not in CONVERSIONS:
+        raise GraphfixError(f"--to must be one of {', '.join(CONVERSIONS)}, not {to!r}")
     ext = os.path.splitext(out_path)[1].lower()
     text = model.text
-    if ext in (".pbtxt", ".txt", ".prototxt"):
+    if ext in TEXT_EXTENSIONS:
         text = True
-    elif ext in (".pb", ".meta", ".graphdef"):
+    elif ext in BINARY_EXTENSIONS:
         text = False
-    kind = model.kind
-    if ext == ".meta" and kind == "graph_def":
-        kind = "meta_graph"
-    elif ext in (".pb", ".pbtxt") and kind == "meta_graph" and not out_path.endswith("saved_model.pb"):
-        kind = "graph_def"
-    if model.kind == "saved_model" and os.path.isdir(model.path) and ext == "":
-        kind = "saved_model"
+    kind = CONVERSIONS[to] if to else model.kind
     return kind, text
+
+
+def dropped(model: Model, kind: str) -> list[str]:
+    """What writing ``model`` as ``kind`` leaves out (empty when nothing is lost)."""
+    what: list[str] = []
+    if model.kind == "saved_model" and kind != "saved_model":
+        others = len(model.saved_model.meta_graphs) - 1
+        if others:
+            what.append(f"{others} other MetaGraph{'s' if others != 1 else ''} of the SavedModel")
+        if os.path.isdir(model.path):
+            extra = sorted(n for n in os.listdir(model.path) if n not in ("saved_model.pb", "saved_model.pbtxt"))
+            if extra:
+                what.append(f"the SavedModel directory's {', '.join(extra)}")
+    meta = model.meta_graph
+    if meta is not None and kind == "graph_def":
+        if meta.HasField("meta_info_def"):
+            what.append("meta_info_def (tags, op list, versions)")
+        if meta.collection_def:
+            names = sorted(meta.collection_def)
+            what.append(f"{len(names)} collection{'s' if len(names) != 1 else ''} ({', '.join(names[:6])}"
+                        f"{', …' if len(names) > 6 else ''})")
+        if meta.HasField("saver_def"):
+            what.append("saver_def")
+        if meta.signature_def:
+            names = sorted(meta.signature_def)
+            what.append(f"{len(names)} signature{'s' if len(names) != 1 else ''} ({', '.join(names[:6])})")
+        if meta.asset_file_def:
+            what.append(f"{len(meta.asset_file_def)} asset file def(s)")
+        if meta.HasField("object_graph_def"):
+            what.append("object_graph_def")
+    return what
 
 
 def serialize(model: Model, kind: str | None = None, text: bool | None = None) -> bytes:
@@ -426,15 +464,17 @@ def serialize(model: Model, kind: str | None = None, text: bool | None = None) -
     return data
 
 
-def save(model: Model, path: str) -> None:
-    """Write ``model`` to ``path`` atomically (a SavedModel as a directory)."""
+def save(model: Model, path: str, to: str | None = None) -> list[str]:
+    """Write ``model`` to ``path`` atomically (a SavedModel loaded from a
+    directory as a directory); ``to`` converts (see :func:`output_format`).
+    Returns what the conversion left out (see :func:`dropped`)."""
     path = os.fspath(path)
-    kind, text = output_format(model, path)
-    if kind == "saved_model" and model.kind == "saved_model" and (os.path.isdir(model.path) or not
-                                                                    os.path.splitext(path)[1]):
+    kind, text = output_format(model, path, to)
+    if kind == "saved_model" and (os.path.isdir(model.path) or not os.path.splitext(path)[1]):
         _save_saved_model_dir(model, path)
-        return
+        return []
     atomic_write(path, serialize(model, kind, text))
+    return dropped(model, kind)
 
 
 def check_writable(path: str) -> None:

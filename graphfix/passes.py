@@ -92,6 +92,9 @@ class Context:
 def run(ctx: Context, rules, apply: bool) -> tuple[list[Finding], dict[str, float]]:
     """Match (and, if ``apply``, fix) until a fixpoint; findings in order found.
 
+    With ``apply``, the last round matches on the final graph and fixes
+    nothing; a fixed finding it matches again is not fixed
+    (:mod:`graphfix.selfcheck`, which also checks the gradient path).
     ``timing`` has each rule's milliseconds; the first fix that needs
     TensorFlow imports it, and that import is counted under
     ``"tensorflow_import"``, not under the rule."""
@@ -101,13 +104,19 @@ def run(ctx: Context, rules, apply: bool) -> tuple[list[Finding], dict[str, floa
     seen: set[tuple[str, str]] = set()
     claimed: dict[str, str] = {}  # node -> code of the first rule that reported it
     timing: dict[str, float] = {}
-    for _ in range(MAX_ITERATIONS):
+    matched: set[tuple[str, str]] = set()
+    covered_by: dict[str, tuple[set, set]] = {}  # rule code -> the nodes its matching marked covered
+    for round_ in range(MAX_ITERATIONS + 1):
         fixed_any = False
+        matched = set()
+        last = round_ == MAX_ITERATIONS  # only re-match: the fixed graph as it will be written
         for rule in rules:
             t0, tf0 = time.perf_counter(), tfimport.import_ms
+            before = (set(ctx.covered), set(ctx.domain_covered))
             for f in rule.match(ctx):
                 key = (f.code, f.node)
-                if key in seen:
+                matched.add(key)
+                if key in seen or last:
                     continue
                 if f.node not in ctx.ir or claimed.get(f.node, f.code) != f.code:
                     continue
@@ -115,16 +124,48 @@ def run(ctx: Context, rules, apply: bool) -> tuple[list[Finding], dict[str, floa
                 claimed[f.node] = f.code
                 findings.append(f)
                 if apply and f.fixable and (f.safety == "safe" or ctx.unsafe_fixes):
+                    ctx.ir.edits = []  # graphfix.gradients records each region it replaces
                     try:
                         f.new_nodes = sorted(rule.fix(ctx, f))
                         f.fixed = True
                         fixed_any = True
                     except FixError as e:
                         f.note = str(e)
+                    f.data["edits"] = ctx.ir.edits
+                    ctx.ir.edits = None
+            covered_by.setdefault(rule.code, (set(), set()))
+            covered_by[rule.code][0].update(ctx.covered - before[0])
+            covered_by[rule.code][1].update(ctx.domain_covered - before[1])
             tf_ms = tfimport.import_ms - tf0
             timing[rule.code] = timing.get(rule.code, 0.0) + (time.perf_counter() - t0) * 1000 - tf_ms
             if tf_ms:
                 timing["tensorflow_import"] = timing.get("tensorflow_import", 0.0) + tf_ms
         if not apply or not fixed_any:
             break
+    if apply and any(f.fixed for f in findings):
+        from graphfix.selfcheck import check_fixes
+
+        t0 = time.perf_counter()
+        matched |= _rematch(ctx, rules, findings, covered_by)
+        check_fixes(ctx.ir, ctx.facts.grad_scopes, findings, matched)
+        timing["selfcheck"] = (time.perf_counter() - t0) * 1000
     return findings, timing
+
+
+def _rematch(ctx, rules, findings, covered_by) -> set[tuple[str, str]]:
+    """Match again, on the final graph, every rule with a fixed finding, with
+    only the coverage *other* rules recorded: a rule's own earlier match must
+    not hide the hazard its fix was meant to remove."""
+    codes = {f.code for f in findings if f.fixed}
+    keys: set[tuple[str, str]] = set()
+    saved = ctx.covered, ctx.domain_covered
+    try:
+        for rule in rules:
+            if rule.code not in codes:
+                continue
+            ctx.covered = set().union(*(c for code, (c, _) in covered_by.items() if code != rule.code))
+            ctx.domain_covered = set().union(*(d for code, (_, d) in covered_by.items() if code != rule.code))
+            keys.update((f.code, f.node) for f in rule.match(ctx))
+    finally:
+        ctx.covered, ctx.domain_covered = saved
+    return keys

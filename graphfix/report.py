@@ -63,6 +63,12 @@ class Report:
     version: str = dataclasses.field(default_factory=_version)
     output: str | None = None
     nodes_out: int | None = None
+    dropped: list[str] = dataclasses.field(default_factory=list)  # what a --to conversion left out
+    verify: dict | None = None  # rewrite --verify: {"ok": bool, "failed": [which check failed, ...]}
+
+    @property
+    def verify_failed(self) -> bool:
+        return self.verify is not None and not self.verify["ok"]
 
     @property
     def mode(self) -> str:
@@ -103,7 +109,9 @@ class Report:
                 "findings": [f.to_json() for f in self.findings],
                 "summary": {"found": self.found, "fixed": self.fixed, "remaining": self.remaining},
                 "timing_ms": {k: round(v, 3) for k, v in self.timing_ms.items()},
-                **({"output": self.output, "nodes_out": self.nodes_out} if self.output else {})}
+                **({"output": self.output, "nodes_out": self.nodes_out} if self.output else {}),
+                **({"dropped": list(self.dropped)} if self.dropped else {}),
+                **({"verify": self.verify} if self.verify is not None else {})}
 
 
 def text_lines(report: Report, mode: str = "check") -> list[list[tuple[str, str]]]:
@@ -111,8 +119,11 @@ def text_lines(report: Report, mode: str = "check") -> list[list[tuple[str, str]
     style graphfix.console gives it on a terminal (``""``: unstyled)."""
     lines = []
     for f in report.findings:
+        tried = mode == "rewrite" and bool(f.note)  # a fix was attempted (or checked) and does not hold
         if f.fixed:
             status = ("[fixed]", "fixed")
+        elif tried:
+            status = ("[not fixed]", "not_fixed")
         elif f.fixable and f.safety == "unsafe":
             status = ("[unsafe fix available]", "unsafe")
         elif mode == "rewrite":
@@ -132,7 +143,7 @@ def text_lines(report: Report, mode: str = "check") -> list[list[tuple[str, str]
         lines.append([(report.input, "path"), (":", "sep"),
                       (f" clean ({report.nodes} nodes, no hazards found)", "clean")])
     else:
-        hidden = sum(1 for f in report.findings if not f.fixed and f.fixable and f.safety == "unsafe")
+        hidden = sum(1 for f in report.findings if not f.fixed and f.fixable and f.safety == "unsafe" and not f.note)
         summary = f"Found {report.found} hazard{'s' if report.found != 1 else ''}"
         if mode == "rewrite":
             summary += f" ({report.fixed} fixed, {report.remaining} remaining)."
@@ -144,6 +155,11 @@ def text_lines(report: Report, mode: str = "check") -> list[list[tuple[str, str]
             line.append((f" {hidden} hidden fix{'es' if hidden != 1 else ''} can be enabled with --unsafe-fixes.",
                          ""))
         lines.append(line)
+    if report.dropped:
+        lines.append([(f"{report.output}: converted; dropped {'; '.join(report.dropped)}.", "note")])
+    if report.verify is not None:
+        lines.append([("verify: OK", "fixed") if report.verify["ok"] else
+                      ("verify: FAILED: " + "; ".join(report.verify["failed"]), "not_fixed")])
     return lines
 
 

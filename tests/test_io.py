@@ -36,13 +36,18 @@ def test_text_and_meta_are_sniffed_from_content_not_extension(tmp_path, tf):
     assert list(m.meta_graph.collection_def["train_op"].node_list.value) == ["train"]
 
 
-def test_output_kind_follows_extension(tmp_path):
+def test_output_encoding_follows_extension_kind_does_not(tmp_path):
+    """Issue #10: the extension picks text or binary; the kind changes only with
+    ``to`` (tests/test_output_kind.py covers every combination)."""
     model = graphfix.load(DETECTION)
     graphfix.save(model, tmp_path / "g.pbtxt")
     back = graphfix.load(tmp_path / "g.pbtxt")
     assert back.text and back.graph_def == model.graph_def
     graphfix.save(model, tmp_path / "g.meta")
     back = graphfix.load(tmp_path / "g.meta")
+    assert back.kind == "graph_def" and not back.text and back.graph_def == model.graph_def
+    assert graphfix.save(model, tmp_path / "m.meta", to="metagraph") == []
+    back = graphfix.load(tmp_path / "m.meta")
     assert back.kind == "meta_graph" and back.graph_def == model.graph_def
 
 

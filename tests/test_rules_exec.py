@@ -11,7 +11,7 @@ import pytest
 
 import graphfix
 from graphfix.model import Model
-from tests.corpus import build, safe_cases, unsafe_cases
+from tests.corpus import build, params, safe_cases, unsafe_cases
 from tests.corpus.runner import run_case
 
 RTOL = 1e-6
@@ -34,7 +34,7 @@ def _finite(res):
     return all(np.all(np.isfinite(v)) for v in vals)
 
 
-@pytest.mark.parametrize("name", unsafe_cases())
+@pytest.mark.parametrize("name", params(unsafe_cases()))
 def test_unsafe_case_is_repaired(name):
     case = build(name)
     checked = {f.code for f in graphfix.check(_model(case)).findings}

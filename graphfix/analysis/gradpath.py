@@ -1,38 +1,91 @@
 """Gradient structure: which nodes belong to which ``tf.gradients`` call, and
-which ops lie on the path from the variables to a loss."""
+which ops lie on the path from the variables to a loss.
+
+Two kinds of gradient scope live in a training graph:
+
+* TensorFlow's: ``<prefix>/<op>_grad/…`` under a ``tf.gradients`` prefix
+  (``gradients``, ``gradients_1``, ``train/gradients`` …);
+* graphfix's: a repair splices the gradient of its guard in under
+  ``<anchor>/graphfix/<CODE>[_n]/grad[_k]/<op>_grad/…``, where ``<op>`` is the
+  name the guard's op had in the scratch graph it was built in
+  (``Log/graphfix/GF006/Log``).  When the guard's output took over the name of
+  the op it replaced (``Log``), the scope belongs to the renamed node.
+
+A rule may guard an op another rule created (GF009 clamping the ``Log`` GF006
+rebuilt), so both kinds are indexed alike: ``(prefix, forward op) -> nodes``.
+"""
 from __future__ import annotations
 
+import functools
 import re
 from collections import defaultdict
 
 import networkx as nx
 
+# The first ``/graphfix/GF006[_1]/grad[_2]/`` of a name ends a spliced gradient prefix.
+_SPLICED = re.compile(r"/graphfix/GF\d+(?:_\d+)?/grad(?:_\d+)?/")
+_PASS_THROUGH = frozenset({"Identity", "Snapshot", "ReadVariableOp", "IdentityN", "Add", "AddV2", "AddN"})
+_PASS_FIRST = frozenset({"BiasAdd", "Sub", "GatherNd", "Gather", "GatherV2", "ResourceGather"})  # IndexedSlices values
+_CONTROL_FLOW = frozenset({"Merge", "RefMerge", "Switch", "RefSwitch", "Enter", "RefEnter", "Exit", "RefExit",
+                           "NextIteration", "RefNextIteration", "LoopCond"})
 
-_SPLICED = re.compile(r"/graphfix/GF\d+/grad(?:_\d+)?/")
+
+def spliced_prefix(name: str) -> str | None:
+    """``A/graphfix/GF006/grad`` for ``A/graphfix/GF006/grad/…``, else None."""
+    if "/graphfix/" not in name:
+        return None
+    m = _SPLICED.search(name)
+    return name[:m.end() - 1] if m else None
 
 
 class GradScopes:
     """Index of gradient-function name scopes: ``(prefix, forward op) -> nodes``.
 
     ``tf.gradients`` builds the gradient of forward op ``X`` under
-    ``<prefix>/X_grad/``; this maps each such scope back to ``X``.
+    ``<prefix>/X_grad/``; this maps each such scope back to ``X`` (the node
+    of the IR now carrying it, see the module docstring).
     """
 
     def __init__(self, ir, prefixes):
-        self.prefixes = sorted(set(prefixes), key=len, reverse=True)
+        self.ir = ir
+        real = sorted(set(prefixes), key=len, reverse=True)
         self.scopes: dict[tuple[str, str], list[str]] = defaultdict(list)
+        self.built_as: dict[tuple[str, str], str] = {}  # (prefix, owner) -> the op's name when it was built
         self.members: set[str] = set()
-        if not self.prefixes:
+        self.by_op: dict[str, list[str]] = defaultdict(list)  # forward op -> prefixes with a scope of it
+        spliced: set[str] = set()
+        self.prefixes = list(real)
+        if not real:
             return
+        aliases = getattr(ir, "renamed", None) or {}
         for name in ir.names():
-            for gp in self.prefixes:
-                if name.startswith(gp + "/"):
-                    self.members.add(name)
-                    rest = name[len(gp) + 1:]
-                    i = rest.find("_grad/")
-                    if i > 0:
-                        self.scopes[(gp, rest[:i])].append(name)
-                    break
+            gp = spliced_prefix(name)
+            if gp is not None:
+                spliced.add(gp)
+            else:
+                gp = next((p for p in real if name.startswith(p + "/")), None)
+                if gp is None:
+                    continue
+            self.members.add(name)
+            rest = name[len(gp) + 1:]
+            i = rest.find("_grad/")
+            if i <= 0:
+                continue
+            built = rest[:i] if gp in real else built_name(gp, rest[:i])
+            fwd = built if gp in real else _resolve(ir, gp, built, aliases)
+            key = (gp, fwd)
+            nodes = self.scopes.get(key)
+            if nodes is None:
+                nodes = self.scopes[key] = []
+                self.by_op[fwd].append(gp)
+                self.built_as[key] = built
+            nodes.append(name)
+        self.prefixes = sorted(set(real) | spliced, key=len, reverse=True)
+
+    @functools.cached_property
+    def owner(self) -> dict[str, tuple[str, str]]:
+        """Gradient node -> (prefix, forward op whose scope holds it)."""
+        return {n: key for key, nodes in self.scopes.items() for n in nodes}
 
     def has_scope(self, fwd: str) -> bool:
         """Some ``tf.gradients`` call differentiated forward op ``fwd``."""
@@ -41,10 +94,139 @@ class GradScopes:
     def scope(self, prefix: str, fwd: str) -> list[str]:
         return self.scopes.get((prefix, fwd), [])
 
+    def name_when_built(self, prefix: str, fwd: str) -> str:
+        """The forward op's name when the scope was built (what its node names spell)."""
+        return self.built_as.get((prefix, fwd), fwd)
+
+    def owner_of(self, grad_node: str) -> str | None:
+        """The forward op whose gradient scope holds ``grad_node``."""
+        o = self.owner.get(grad_node)
+        return o[1] if o else None
+
     def is_gradient_node(self, name: str) -> bool:
         """In a gradient subgraph: under a gradient prefix, or a gradient that
         graphfix spliced in (``<op>/graphfix/<CODE>/grad…/``)."""
-        return name in self.members or (self.prefixes and _SPLICED.search(name) is not None)
+        return name in self.members or (bool(self.prefixes) and spliced_prefix(name) is not None)
+
+    def stale(self, ops) -> dict[str, list[str]]:
+        """Gradient scopes (``"<prefix>/<op>_grad"`` -> nodes) of the forward ops
+        ``ops`` that no longer describe them: the op is gone, or the scope reads
+        a forward tensor that is neither an input nor an output of the op now
+        carrying its name (it differentiates an op that was replaced)."""
+        ir = self.ir
+        res: dict[str, list[str]] = {}
+        for fwd, gp in sorted((fwd, gp) for fwd in set(ops) for gp in self.by_op.get(fwd, ())):
+            nodes = self.scopes[(gp, fwd)]
+            label = f"{gp}/{self.built_as.get((gp, fwd), fwd)}_grad"
+            if fwd not in ir:
+                res[label] = nodes
+                continue
+            if ir.op(fwd) in _CONTROL_FLOW:  # their gradients read the cond/loop plumbing around them
+                continue
+            if not self._describes(fwd, nodes):
+                res[label] = nodes
+        return res
+
+    def _describes(self, fwd: str, nodes: list[str]) -> bool:
+        """The scope reads only ``fwd``, its inputs, constants and gradients, and
+        hands its results (dL/d inputs) only to the gradient scopes of the ops
+        producing ``fwd``'s inputs (through Identity-like reads), to
+        aggregations of them, or out of the gradient subgraph (clipping, Apply*)."""
+        ir = self.ir
+        inside = set(nodes)
+        allowed = {t[0] for t in ir.inputs(fwd)} | {fwd}
+        for n in nodes:
+            for src, _ in ir.inputs(n):
+                if src not in inside and src not in allowed and not self.is_gradient_node(src) \
+                        and ir.op(src) != "Const":
+                    return False
+        producers = self.receivers([t[0] for t in ir.inputs(fwd)])
+        for n in nodes:
+            for dst, _ in ir.consumers(n):
+                if dst in inside:
+                    continue
+                for owner in self.owners_downstream(dst):
+                    if owner not in producers:
+                        return False
+        return True
+
+    def receivers(self, nodes) -> set[str]:
+        """The forward ops whose gradient scopes receive the gradient w.r.t. the
+        outputs of ``nodes``: the nodes themselves, and past ops whose gradient
+        hands the incoming gradient on unchanged (Identity, Add, BiasAdd's
+        input, a gather's IndexedSlices values …) their producers."""
+        ir = self.ir
+        res: set[str] = set()
+        stack = list(nodes)
+        while stack:
+            p = stack.pop()
+            if p not in res:
+                res.add(p)
+                if ir.op(p) in _PASS_THROUGH:
+                    stack.extend(t[0] for t in ir.inputs(p))
+                elif ir.op(p) in _PASS_FIRST and ir.inputs(p):
+                    stack.append(ir.inputs(p)[0][0])
+        return res
+
+    def owners_downstream(self, name: str, limit: int = 64) -> set[str]:
+        """Forward ops whose gradient scopes receive what ``name`` computes,
+        looking through un-owned gradient nodes (AddN aggregation, tuple
+        Identities); empty once the gradient subgraph is left."""
+        owners: set[str] = set()
+        stack, seen = [name], set()
+        while stack and len(seen) < limit:
+            n = stack.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            o = self.owner.get(n)
+            if o is not None:
+                owners.add(o[1])
+            elif self.is_gradient_node(n):
+                stack.extend(d for d, _ in self.ir.consumers(n))
+        return owners
+
+
+def built_name(gp: str, x: str) -> str:
+    """The scratch name of the op whose spliced scope is ``<gp>/<x>_grad``: ``x``
+    spells it in full (``Log/graphfix/GF006/Log``) or, shortened, relative to
+    the splice's scope (``Log``)."""
+    scope = gp.rsplit("/", 1)[0]
+    return x if x.startswith(scope + "/") else f"{scope}/{x}"
+
+
+def spliced_owner(ir, name: str) -> tuple[str | None, bool]:
+    """For a node of a spliced gradient: (the forward op whose scope holds it,
+    False), or (None, True) for the splice's upstream-gradient Identity
+    (``…/grad/grad_ys_N``); (None, False) for any other node."""
+    gp = spliced_prefix(name)
+    if gp is None:
+        return None, False
+    rest = name[len(gp) + 1:]
+    if rest.startswith("grad_ys_"):
+        return None, True
+    i = rest.find("_grad/")
+    if i <= 0:
+        return None, False
+    return _resolve(ir, gp, built_name(gp, rest[:i]), getattr(ir, "renamed", None) or {}), False
+
+
+def _resolve(ir, gp: str, built: str, aliases: dict[str, str]) -> str:
+    """The IR node now carrying the op a spliced scope was built for."""
+    seen = 0
+    name = built
+    while name in aliases and seen < 64:  # renamed in this session (graphfix.gradients records it)
+        name = aliases[name]
+        seen += 1
+    if name in ir:
+        return name
+    # Loaded from a file: a guard op that is gone took the name of the op it
+    # replaced, the anchor of its scope (``<anchor>/graphfix/<CODE>/…``).
+    scope = gp.rsplit("/", 1)[0]
+    anchor = scope.rsplit("/graphfix/", 1)[0]
+    if built.startswith(scope + "/") and anchor in ir:
+        return anchor
+    return name
 
 
 def ancestors_of(ir, tensors) -> set[str]:

@@ -45,12 +45,27 @@ def _loss_from_consumers(ir, gp: str, seed: str) -> str | None:
     """The loss op is the one whose gradient scope reads the seed.  Identity ops
     have no scope of their own (their gradient is the seed itself), so follow
     single Identity consumers forward to the tensor the user named."""
-    for dst, _ in ir.consumers(seed):
-        rest = dst[len(gp) + 1:] if dst.startswith(gp + "/") else ""
-        i = rest.find("_grad/")
-        if i <= 0 or rest[:i] not in ir:
+    from graphfix.analysis.gradpath import spliced_owner
+
+    todo, seen = [dst for dst, _ in ir.consumers(seed)], set()
+    while todo:
+        dst = todo.pop(0)
+        if dst in seen:
             continue
-        node = rest[:i]
+        seen.add(dst)
+        # A repair may have replaced the scope that read the seed: its spliced
+        # gradient reads the seed through ``<anchor>/graphfix/<CODE>/grad/grad_ys_N``.
+        node, via = spliced_owner(ir, dst)
+        if via:
+            todo.extend(c for c, _ in ir.consumers(dst))
+            continue
+        if node is None:
+            rest = dst[len(gp) + 1:] if dst.startswith(gp + "/") else ""
+            i = rest.find("_grad/")
+            node = rest[:i] if i > 0 else None
+        if node is None or node not in ir:
+            continue
+        owner = node
         while True:
             nxt = [c for c, _ in ir.consumers(node, 0) if ir.op(c) in ("Identity", "Snapshot")
                    and not c.startswith(gp + "/")]
@@ -59,7 +74,7 @@ def _loss_from_consumers(ir, gp: str, seed: str) -> str | None:
             node = nxt[0]
         dt = out_dtype(ir, node, 0)
         if dt is not None and dt not in FLOAT_TYPES:  # e.g. output 0 of a While: its loop counter
-            return _float_sink_below(ir, gp, rest[:i]) or tensor_name(node, 0)
+            return _float_sink_below(ir, gp, owner) or tensor_name(node, 0)
         return tensor_name(node, 0)
     return None
 
