@@ -79,6 +79,7 @@ class Context:
         self.domain_covered: set[str] = set()  # ... by a where whose test keeps the input in its domain
         self._facts: Facts | None = None
         self._first: Facts | None = None
+        self.ops_before = {n: ir.op(n) for n in ir.names()}  # the graph as read (the self-check compares)
 
     @property
     def facts(self) -> Facts:
@@ -102,7 +103,9 @@ def run(ctx: Context, rules, apply: bool) -> tuple[list[Finding], dict[str, floa
 
     findings: list[Finding] = []
     seen: set[tuple[str, str]] = set()
-    claimed: dict[str, str] = {}  # node -> code of the first rule that reported it
+    # (node, its op) -> code of the first rule that reported it: one hazard, one
+    # rule; a guard that now carries the node's name (another op) is a new node
+    claimed: dict[tuple[str, str], str] = {}
     timing: dict[str, float] = {}
     matched: set[tuple[str, str]] = set()
     covered_by: dict[str, tuple[set, set]] = {}  # rule code -> the nodes its matching marked covered
@@ -118,10 +121,10 @@ def run(ctx: Context, rules, apply: bool) -> tuple[list[Finding], dict[str, floa
                 matched.add(key)
                 if key in seen or last:
                     continue
-                if f.node not in ctx.ir or claimed.get(f.node, f.code) != f.code:
+                if f.node not in ctx.ir or claimed.get((f.node, ctx.ir.op(f.node)), f.code) != f.code:
                     continue
                 seen.add(key)
-                claimed[f.node] = f.code
+                claimed[(f.node, ctx.ir.op(f.node))] = f.code
                 findings.append(f)
                 if apply and f.fixable and (f.safety == "safe" or ctx.unsafe_fixes):
                     ctx.ir.edits = []  # graphfix.gradients records each region it replaces
@@ -147,7 +150,7 @@ def run(ctx: Context, rules, apply: bool) -> tuple[list[Finding], dict[str, floa
 
         t0 = time.perf_counter()
         matched |= _rematch(ctx, rules, findings, covered_by)
-        check_fixes(ctx.ir, ctx.facts.grad_scopes, findings, matched)
+        check_fixes(ctx.ir, ctx.facts.grad_scopes, findings, matched, ctx.ops_before)
         timing["selfcheck"] = (time.perf_counter() - t0) * 1000
     return findings, timing
 

@@ -23,12 +23,13 @@ import networkx as nx
 APPLY_PREFIXES = ("Apply", "ResourceApply", "SparseApply", "ResourceSparseApply")
 
 
-def check_fixes(ir, scopes, findings, rematched: set[tuple[str, str]]) -> None:
-    """Demote every finding in ``findings`` marked fixed that is not (see module doc)."""
+def check_fixes(ir, scopes, findings, rematched: set[tuple[str, str]], ops_before=None) -> None:
+    """Demote every finding in ``findings`` marked fixed that is not (see module
+    doc); ``ops_before``: each node's op in the graph as read."""
     for f in findings:
         if not f.fixed:
             continue
-        reason = _forward(f, rematched) or _gradient(ir, scopes, f)
+        reason = _forward(f, rematched) or _gradient(ir, scopes, f, ops_before or {})
         edits = f.data.get("edits")
         if edits is not None:  # the report lists what is in the output, not what a later repair replaced
             f.new_nodes = sorted(n for n in f.new_nodes if n in ir)
@@ -43,7 +44,7 @@ def _forward(f, rematched) -> str | None:
     return None
 
 
-def _gradient(ir, scopes, f) -> str | None:
+def _gradient(ir, scopes, f, ops_before) -> str | None:
     edits = f.data.get("edits") or []
     if not scopes.prefixes:
         return None  # no gradient subgraph: nothing to keep in step
@@ -57,6 +58,17 @@ def _gradient(ir, scopes, f) -> str | None:
         ops.update(n for n in e["added"] if n in ir and not scopes.is_gradient_node(n))
     ops.update(n for n in f.new_nodes if n in ir and not scopes.is_gradient_node(n))
     bad = scopes.stale(ops)
+    for fwd in sorted(ops):
+        # a scope left for an op whose name now carries another op (RealDiv -> DivNoNan)
+        if fwd in ir and fwd in ops_before and ir.op(fwd) != ops_before[fwd]:
+            for gp in scopes.by_op.get(fwd, ()):
+                if "/graphfix/" in gp:
+                    continue  # a gradient graphfix built, for the op as it is now
+                made_by_tf = f"{gp}/{fwd}_grad/"  # not a gradient graphfix spliced in for the new op
+                nodes = [n for n in scopes.scopes.get((gp, fwd), []) if n in ir and n.startswith(made_by_tf)]
+                if nodes:
+                    bad.setdefault(f"{gp}/{fwd}_grad (built for {ops_before[fwd]}, the node is now {ir.op(fwd)})",
+                                   nodes)
     if bad:
         label = sorted(bad)[0]
         return (f"the gradient scope {label} differentiates an op that is no longer in the graph"

@@ -120,8 +120,9 @@ class ZeroDenominator(Rule):
                 continue
             if not is_float(ir, name) or not facts.feeds_loss(name):
                 continue
-            if name in ctx.covered:
-                continue  # inside a where/mask that GF003/GF006 double-wheres
+            if name in ctx.domain_covered:
+                continue  # a where (GF003's double where) keeps the denominator away from 0
+            # (a mask's double where, GF006's, only protects the masked-out elements)
             why = denominator_kind(ir, facts, num, den)
             if why is None:
                 continue

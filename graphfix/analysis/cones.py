@@ -140,15 +140,30 @@ def _is_nonzero_test(ir, c, w) -> bool:
     return strip(ir, a) == strip(ir, w) and const_scalar(ir, b) == 0
 
 
+_BIRTH_REPAIRS = {"Sqrt": "GF004", "Rsqrt": "GF004", "Pow": "GF004", "RealDiv": "GF002", "Div": "GF002",
+                  "Reciprocal": "GF002", "Inv": "GF002", "Log": "GF005"}
+
+
 def _repaired_at_birth(ir, facts, site) -> bool:
-    """The singular op is a ``log`` of a softmax/sigmoid probability that reaches
-    0 on its own: the non-finite value is born there, and GF005 rewrites that
-    log into its exact log-domain form (log_softmax, -softplus), which fixes
-    every element — a double where keyed on the weight would only hide the
-    masked-out ones."""
+    """The singular op's argument reaches its edge on its own (a saturated
+    softmax, an exp that underflows, a mask sum), wherever the weight is: the
+    non-finite value is born in that op, and a safe rule repairs it there —
+    GF004 a root of a non-negative value, GF002 a division, GF005 a log with
+    an exact log-domain form; an exp that overflows is GF008's to report.  A
+    double where keyed on the weight would only hide the masked-out elements."""
     node, pos, _ = site
-    return ir.op(node) == "Log" and facts.ranges.value(ir.inputs(node)[pos]).reaches_zero() and \
-        repairable_at_birth(ir, facts, node)
+    op = ir.op(node)
+    t = ir.inputs(node)[pos]
+    v = facts.ranges.value(t)
+    if op == "Exp":  # overflow born here (fed data unbounded, or a bound past it): GF008 reports it
+        return not facts.ranges.bounded_above(t) and (v.data or v.hi != float("inf"))
+    if op not in _BIRTH_REPAIRS or not v.reaches_zero():
+        return False
+    if op == "Log":
+        return repairable_at_birth(ir, facts, node)
+    if _BIRTH_REPAIRS[op] == "GF004":
+        return v.nonneg
+    return True
 
 
 def mask_sites(ir, facts, mul: str):

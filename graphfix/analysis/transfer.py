@@ -186,8 +186,10 @@ def exp(ev, name, ins) -> AbsVal:
     lo = max(lo, 0.0)
     if x.lo >= s.exp_under:
         zero = NO
+    elif not math.isinf(x.lo) or (x.data and x.learned):
+        zero = REACHABLE  # a bound the graph sets, or a network output (as a softmax saturates)
     else:
-        zero = REACHABLE if not math.isinf(x.lo) else ASSUMED  # a bound the graph sets is reached
+        zero = ASSUMED
     inf = x.inf or (x.hi > s.exp_over and (not math.isinf(x.hi) or x.data))
     ones = None
     if x.hi == 0 and x.hi_hit and x.ones is not None:
@@ -434,8 +436,10 @@ def _divide(ev, name, a: AbsVal, b: AbsVal, no_nan: bool = False) -> AbsVal:
         return _bound_flags(AbsVal(lo=-INF, hi=INF, zero=REACHABLE if born else ASSUMED, nan=a.nan or b.nan,
                                    inf=a.inf, empty=a.empty or b.empty, data=a.data or b.data,
                                    learned=a.learned or b.learned))
-    return AbsVal(lo=-INF, hi=INF, zero=ASSUMED, nan=a.nan or b.nan or (born and a.may_be_zero()),
-                  inf=a.inf or born, empty=a.empty or b.empty, data=a.data or b.data, learned=a.learned or b.learned)
+    sign_lo = 0.0 if a.nonneg and b.nonneg else -INF  # a ratio of non-negatives stays >= 0
+    return AbsVal(lo=sign_lo, hi=INF, zero=max(a.zero, ASSUMED) if a.may_be_zero() else ASSUMED,
+                  nan=a.nan or b.nan or (born and a.may_be_zero()), inf=a.inf or born, empty=a.empty or b.empty,
+                  data=a.data or b.data, learned=a.learned or b.learned)
 
 
 def div(ev, name, ins) -> AbsVal:
@@ -458,8 +462,7 @@ def maximum(ev, name, ins) -> AbsVal:
     zero = NO if lo > 0 else max(a.zero if a.lo <= 0 <= a.hi else NO, b.zero if b.lo <= 0 <= b.hi else NO)
     return _bound_flags(AbsVal(lo=lo, hi=hi, zero=zero if lo <= 0 <= hi else NO, nan=a.nan or b.nan,
                                inf=(a.inf and b.inf) or (a.inf and a.hi == INF) or (b.inf and b.hi == INF),
-                               empty=a.empty or b.empty, data=a.data and b.data or (a.data and b.hi == INF) or
-                               (b.data and a.hi == INF), learned=a.learned or b.learned,
+                               empty=a.empty or b.empty, data=a.data or b.data, learned=a.learned or b.learned,
                                lo_hit=(a.lo_hit and a.lo == lo) or (b.lo_hit and b.lo == lo)))
 
 

@@ -83,10 +83,8 @@ def _binary_images(seed):
     return (np.random.RandomState(seed).rand(VB, VF) > 0.5).astype(np.float32)
 
 
-@register("chained_vae_log_one_minus_sigmoid_adam", ("GF006",), may_also_match=("GF003", "GF005", "GF008",
-                                                                                 "GF009"),
-          known_gap="not idempotent yet: rewriting the output again matches GF004/GF008 on the guards GF006/GF003 "
-                    "built (rule matching, issue 11)")
+@register("chained_vae_log_one_minus_sigmoid_adam", ("GF006",), may_also_match=("GF003", "GF004", "GF005",
+                                                                                 "GF008", "GF009"))
 def chained_vae_log_one_minus_sigmoid_adam():
     x = placeholder("images", [VB, VF])
     eps = placeholder("noise", [VB, VZ])
@@ -113,10 +111,8 @@ def chained_vae_log_one_minus_sigmoid_adam():
     return Built(total, train, normal, trigger, desc)
 
 
-@register("chained_vae_reparam_sqrt_exp_adam", ("GF006",), may_also_match=("GF003", "GF004", "GF005", "GF008",
-                                                                            "GF009"),
-          known_gap="needs birthplace guards (issue 11 analysis); not idempotent yet either: rewriting the "
-                    "output again matches GF003 on the guard GF006 built (rule matching, issue 11)")
+@register("chained_vae_reparam_sqrt_exp_adam", ("GF004",), may_also_match=("GF003", "GF005", "GF006", "GF008",
+                                                                            "GF009"))
 def chained_vae_reparam_sqrt_exp_adam():
     x = placeholder("images", [VB, VF])
     eps = placeholder("noise", [VB, VZ])
