@@ -14,6 +14,7 @@ import contextlib
 import re
 import weakref
 
+from graphfix.errors import FixError
 from graphfix.funclib import _CALL_OPS, _calls, _set_call
 from graphfix.ir import GraphIR, parse_input
 
@@ -37,7 +38,6 @@ def _bump_uid(names) -> None:
 
 
 def regenerate(gd, facts, prefixes, meta, mine=frozenset()):
-    from graphfix.gradients import FixError
     from graphfix.regenerate import _colocated_outside, _grad_ys, _trainable, VARIABLE_OPS
     from graphfix.tfimport import tf as _tf
     import networkx as nx
@@ -102,7 +102,6 @@ def regenerate_local(gd, facts, prefixes, sites, mine):
     node and input position, and the new scope replaces the old one under its
     name.  Anything unexpected raises, and the caller regenerates the whole
     gradient instead."""
-    from graphfix.gradients import FixError
     from graphfix.regenerate import _colocated_outside
     from graphfix.tfimport import tf as _tf
     import networkx as nx
@@ -188,8 +187,7 @@ def _splice(gd, work, exported, shapes, renames, mine, input_map=None):
     replaced by its counterpart below the new prefix, which then takes the
     old name; what only the old nodes used goes too.  ``input_map`` names the
     real tensor each scratch placeholder stood for."""
-    from graphfix.gradients import FixError
-    from graphfix.regenerate import _only_used_by
+    from graphfix.regenerate import old_gradient
 
     input_map = input_map or {}
     old_names = set(work.names())
@@ -238,18 +236,7 @@ def _splice(gd, work, exported, shapes, renames, mine, input_map=None):
     full_gd.node.extend(new_nodes)
     full_gd.library.function.extend(f for f in exported.library.function if f.signature.name not in old_lib)
     full = GraphIR(full_gd, copy=False)
-    prefix_of = {}
-    for gp_new, gp in renames.items():
-        for n in full.names():
-            if n.startswith(gp + "/"):
-                prefix_of[n] = (gp, gp_new)
-    old_grad = set(prefix_of)
-    dead = _only_used_by(full, old_grad)
-    for n in sorted(old_grad, key=full.order.__getitem__):
-        gp, gp_new = prefix_of[n]
-        for dst in [c for c, _ in full.consumers(n)] + full.control_consumers(n):
-            if dst not in dead and gp_new + n[len(gp):] not in full:
-                raise FixError(f"the regenerated gradient has no counterpart of {n} (read by {dst})")
+    _, dead = old_gradient(full, renames)
 
     def rename(s: str) -> str:
         ctrl = s.startswith("^")
@@ -331,7 +318,6 @@ def _float_loss(work, g, seed: str, members) -> str:
     is the loop counter.  Then the loss is the one float sink of the forward
     graph downstream of that op (a tensor only gradient nodes read)."""
     import networkx as nx
-    from graphfix.gradients import FixError
 
     if g.get_tensor_by_name(seed).dtype.is_floating:
         return seed

@@ -24,14 +24,11 @@ grows with the size of the change, not of the model.
 from __future__ import annotations
 
 from graphfix.analysis.dtypes import FLOAT_TYPES
+from graphfix.errors import FixError  # noqa: F401  (raised here; callers catch it)
 from graphfix.analysis.gradpath import spliced_prefix
 from graphfix.ir import parse_input, tensor_name
 from graphfix.scratch import Builder, check_names_free, export_nodes, new_scratch_graph, output_types, \
     v1_control_flow
-
-
-class FixError(Exception):
-    """A fix that cannot be applied safely; the finding stays unfixed with this note."""
 
 
 def _region_inputs(ir, region: list[str]) -> list[tuple[str, int]]:

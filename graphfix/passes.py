@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 
 from graphfix.analysis import Facts
-from graphfix.gradients import FixError
+from graphfix.errors import FixError
 from graphfix.report import Finding
 
 GUARDS = ("auto", "cond", "where")
@@ -150,7 +150,7 @@ def run(ctx: Context, rules, apply: bool) -> tuple[list[Finding], dict[str, floa
 
         t0 = time.perf_counter()
         matched |= _rematch(ctx, rules, findings, covered_by)
-        check_fixes(ctx.ir, ctx.facts.grad_scopes, findings, matched, ctx.ops_before)
+        check_fixes(ctx.ir, ctx.facts.grad_scopes, findings, matched, ctx.ops_before, ctx.facts.in_loop)
         timing["selfcheck"] = (time.perf_counter() - t0) * 1000
     return findings, timing
 

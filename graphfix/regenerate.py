@@ -38,18 +38,12 @@ from __future__ import annotations
 
 import networkx as nx
 
-from graphfix.errors import GraphfixError
+from graphfix.errors import FixError, GraphfixError
 from graphfix.ir import GraphIR, parse_input
 
 CONTEXT_KEYS = ("while_context", "cond_context")
 VARIABLE_OPS = ("VariableV2", "Variable", "VarHandleOp")
 _TMP = "_graphfix_regen"
-
-
-def _fix_error(msg):
-    from graphfix.gradients import FixError
-
-    return FixError(msg)
 
 
 # ------------------------------------------------------------ context protos
@@ -227,7 +221,7 @@ def replace_region_in_loop(ir, facts, *, code, anchor, region, output, build) ->
     loop of a training graph: forward guard + regenerated gradients."""
     meta = getattr(ir, "meta_graph", None)
     if not has_contexts(meta) and getattr(ir, "regen_contexts", None) is None:
-        raise _fix_error("gradient patching inside a while-loop frame needs the loop's WhileContext to "
+        raise FixError("gradient patching inside a while-loop frame needs the loop's WhileContext to "
                          "regenerate the gradient: rewrite the .meta MetaGraphDef or the SavedModel (a bare "
                          "GraphDef does not carry it)")
     try:
@@ -238,7 +232,7 @@ def replace_region_in_loop(ir, facts, *, code, anchor, region, output, build) ->
         if type(e).__name__ == "FixError":
             raise
         msg = " ".join(str(e).split())[:300] or type(e).__name__
-        raise _fix_error(f"cannot regenerate the gradient of the while loop: {type(e).__name__}: {msg}") from None
+        raise FixError(f"cannot regenerate the gradient of the while loop: {type(e).__name__}: {msg}") from None
 
 
 def _regenerate(ir, facts, meta, *, code, anchor, region, output, build) -> list[str]:
@@ -257,7 +251,7 @@ def _regenerate(ir, facts, meta, *, code, anchor, region, output, build) -> list
         seeds.setdefault(gp, loss)
     missing = [gp for gp in prefixes if gp not in seeds]
     if missing:
-        raise _fix_error(f"cannot find the loss of gradient prefix {missing[0]!r}")
+        raise FixError(f"cannot find the loss of gradient prefix {missing[0]!r}")
     contexts = getattr(ir, "regen_contexts", None) or load_contexts(meta.collection_def)
 
     # 1. forward guard on a copy (no gradient scopes: nothing patched locally)
@@ -289,7 +283,7 @@ def _regenerate(ir, facts, meta, *, code, anchor, region, output, build) -> list
         for gp in prefixes:
             new_prefix = gp + _TMP
             if g.unique_name(new_prefix, mark_as_used=False) != new_prefix:
-                raise _fix_error(f"name {new_prefix!r} is taken")
+                raise FixError(f"name {new_prefix!r} is taken")
             loss = g.get_tensor_by_name(seeds[gp])
             loss_node = seeds[gp].rsplit(":", 1)[0]
             anc = nx.ancestors(work.g, loss_node)
@@ -311,7 +305,7 @@ def _regenerate(ir, facts, meta, *, code, anchor, region, output, build) -> list
     new_nodes = [n for n in exported.graph_def.node if n.name not in old_names]
     stray = [n.name for n in new_nodes if not any(n.name.startswith(p + "/") for p in renames)]
     if stray:
-        raise _fix_error(f"tf.gradients added nodes outside its prefix ({stray[0]})")
+        raise FixError(f"tf.gradients added nodes outside its prefix ({stray[0]})")
     changed_inputs = {n.name: list(n.input) for n in exported.graph_def.node
                       if n.name in old_names and list(n.input) != list(work.node(n.name).input)}
     gd = work.to_graph_def()
@@ -321,20 +315,7 @@ def _regenerate(ir, facts, meta, *, code, anchor, region, output, build) -> list
             n.input.extend(changed_inputs[n.name])
     gd.node.extend(new_nodes)
     full = GraphIR(gd, copy=False)
-    prefix_of = {}
-    for gp_new, gp in renames.items():
-        for n in full.names():
-            if n.startswith(gp + "/"):
-                prefix_of[n] = (gp, gp_new)
-    old_grad = set(prefix_of)
-    dead = _only_used_by(full, old_grad)
-    # Every live reader of an old gradient node (Apply*, clipping, summaries)
-    # will read its counterpart: the new node gets the old name below.
-    for n in sorted(old_grad, key=full.order.__getitem__):
-        gp, gp_new = prefix_of[n]
-        for dst in [c for c, _ in full.consumers(n)] + full.control_consumers(n):
-            if dst not in dead and gp_new + n[len(gp):] not in full:
-                raise _fix_error(f"the regenerated gradient has no counterpart of {n} (read by {dst})")
+    old_grad, dead = old_gradient(full, renames)
 
     final = type(gd)()
     for field, value in gd.ListFields():
@@ -422,6 +403,26 @@ def _renamed(nodedef, renames):
     if "frame_name" in n.attr:
         n.attr["frame_name"].s = rn(n.attr["frame_name"].s.decode()).encode()
     return n
+
+
+def old_gradient(full, renames: dict[str, str]) -> tuple[set[str], set[str]]:
+    """The old gradient nodes (under the prefixes ``renames`` maps new -> old),
+    and those plus what only they use, in ``full`` (the graph holding old and regenerated
+    gradients side by side).  Every live reader of an old gradient node
+    (Apply*, clipping, summaries) will read its counterpart, which takes the
+    old name: a node without one is a FixError."""
+    prefix_of = {}
+    for gp_new, gp in renames.items():
+        for n in full.names():
+            if n.startswith(gp + "/"):
+                prefix_of[n] = (gp, gp_new)
+    dead = _only_used_by(full, set(prefix_of))
+    for n in sorted(prefix_of, key=full.order.__getitem__):
+        gp, gp_new = prefix_of[n]
+        for dst in [c for c, _ in full.consumers(n)] + full.control_consumers(n):
+            if dst not in dead and gp_new + n[len(gp):] not in full:
+                raise FixError(f"the regenerated gradient has no counterpart of {n} (read by {dst})")
+    return set(prefix_of), dead
 
 
 def _only_used_by(ir, start: set[str]) -> set[str]:

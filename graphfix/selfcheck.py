@@ -23,13 +23,15 @@ import networkx as nx
 APPLY_PREFIXES = ("Apply", "ResourceApply", "SparseApply", "ResourceSparseApply")
 
 
-def check_fixes(ir, scopes, findings, rematched: set[tuple[str, str]], ops_before=None) -> None:
+def check_fixes(ir, scopes, findings, rematched: set[tuple[str, str]], ops_before=None, in_loop=()) -> None:
     """Demote every finding in ``findings`` marked fixed that is not (see module
-    doc); ``ops_before``: each node's op in the graph as read."""
+    doc); ``ops_before``: each node's op in the graph as read; ``in_loop``: the
+    nodes of while-loop frames (their gradient is regenerated under the old
+    names, so a scope there is new whatever it is called)."""
     for f in findings:
         if not f.fixed:
             continue
-        reason = _forward(f, rematched) or _gradient(ir, scopes, f, ops_before or {})
+        reason = _forward(f, rematched) or _gradient(ir, scopes, f, ops_before or {}, in_loop)
         edits = f.data.get("edits")
         if edits is not None:  # the report lists what is in the output, not what a later repair replaced
             f.new_nodes = sorted(n for n in f.new_nodes if n in ir)
@@ -44,7 +46,7 @@ def _forward(f, rematched) -> str | None:
     return None
 
 
-def _gradient(ir, scopes, f, ops_before) -> str | None:
+def _gradient(ir, scopes, f, ops_before, in_loop=()) -> str | None:
     edits = f.data.get("edits") or []
     if not scopes.prefixes:
         return None  # no gradient subgraph: nothing to keep in step
@@ -60,7 +62,7 @@ def _gradient(ir, scopes, f, ops_before) -> str | None:
     bad = scopes.stale(ops)
     for fwd in sorted(ops):
         # a scope left for an op whose name now carries another op (RealDiv -> DivNoNan)
-        if fwd in ir and fwd in ops_before and ir.op(fwd) != ops_before[fwd]:
+        if fwd in ir and fwd in ops_before and ir.op(fwd) != ops_before[fwd] and fwd not in in_loop:
             for gp in scopes.by_op.get(fwd, ()):
                 if "/graphfix/" in gp:
                     continue  # a gradient graphfix built, for the op as it is now

@@ -11,7 +11,6 @@ and TF2 functional control flow passing through untouched.
 * ``If``/``While`` with a function library (control flow v2): repaired inside
   the function body, gradient regenerated (issue #12).
 """
-import contextlib
 
 import numpy as np
 import pytest
@@ -19,21 +18,10 @@ import pytest
 import graphfix
 from graphfix.model import Model
 from graphfix.regenerate import load_contexts
+from tests.corpus.v2flow import control_flow_v2
 from tests.trainutil import assert_finite, assert_identical, assert_poisoned, rewrite, train
 
 T, B, F, H = 4, 6, 3, 5
-
-
-@contextlib.contextmanager
-def control_flow_v2():
-    from tensorflow.python.ops import control_flow_util
-
-    old = control_flow_util.ENABLE_CONTROL_FLOW_V2
-    control_flow_util.ENABLE_CONTROL_FLOW_V2 = True
-    try:
-        yield
-    finally:
-        control_flow_util.ENABLE_CONTROL_FLOW_V2 = old
 
 
 def rnn(tf, inside, resource=True, opt="adam", hand_guard=False, term="mean"):
