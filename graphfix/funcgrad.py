@@ -38,9 +38,8 @@ def _bump_uid(names) -> None:
 
 
 def regenerate(gd, facts, prefixes, meta, mine=frozenset()):
-    from graphfix.regenerate import _colocated_outside, _grad_ys, _trainable, VARIABLE_OPS
+    from graphfix.regenerate import _trainable, gradient_call
     from graphfix.tfimport import tf as _tf
-    import networkx as nx
 
     tf = _tf()
     seeds = {}
@@ -75,16 +74,7 @@ def regenerate(gd, facts, prefixes, meta, mine=frozenset()):
                 raise FixError(f"name {new_prefix!r} is taken")
             loss_name = _float_loss(work, g, seeds[gp], members)
             loss = g.get_tensor_by_name(loss_name)
-            loss_node = loss_name.rsplit(":", 1)[0]
-            anc = nx.ancestors(work.g, loss_node)
-            xs_names = [n for n in work.names() if n in anc and work.op(n) in VARIABLE_OPS]
-            if trainable:
-                xs_names = [n for n in xs_names if n in trainable] or xs_names
-            xs = [g.get_tensor_by_name(n + ":0") for n in xs_names]
-            grad_ys = _grad_ys(work, gp)
-            gy = [g.get_tensor_by_name(grad_ys)] if grad_ys else None
-            gate = any("/tuple/control_dependency" in n for n in members if n.startswith(gp + "/"))
-            coloc = any(_colocated_outside(work, n, gp) for n in members if n.startswith(gp + "/"))
+            xs, gy, gate, coloc = gradient_call(work, g, gp, loss_name, members, trainable)
             tf.compat.v1.gradients([loss], xs, grad_ys=gy, name=new_prefix, gate_gradients=gate,
                                    colocate_gradients_with_ops=coloc)
             renames[new_prefix] = gp

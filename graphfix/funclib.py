@@ -48,8 +48,13 @@ def _callees(nodedef, library):
 
 def reachable(nodes, library) -> set[str]:
     """Names of the library functions ``nodes`` call, transitively."""
+    return _closure([c for n in nodes for c in _callees(n, library)], library)
+
+
+def _closure(roots, library) -> set[str]:
+    """``roots`` and every library function they call, transitively."""
     seen: set[str] = set()
-    todo = [c for n in nodes for c in _callees(n, library)]
+    todo = list(roots)
     while todo:
         name = todo.pop()
         if name in seen or name not in library:
@@ -108,15 +113,7 @@ def forward_functions(ir, scopes) -> set[str]:
         nd = ir.node(name)
         base = _baseline(nd, lib, ir, scopes)
         roots.extend(base[0].values() if base is not None else _callees(nd, lib))
-    seen: set[str] = set()
-    todo = list(roots)
-    while todo:
-        fn = todo.pop()
-        if fn in seen or fn not in lib:
-            continue
-        seen.add(fn)
-        todo.extend(c for n in lib[fn].node_def for c in _callees(n, lib))
-    return seen
+    return _closure(roots, lib)
 
 
 def _baseline(nd, lib, ir, scopes):

@@ -285,16 +285,7 @@ def _regenerate(ir, facts, meta, *, code, anchor, region, output, build) -> list
             if g.unique_name(new_prefix, mark_as_used=False) != new_prefix:
                 raise FixError(f"name {new_prefix!r} is taken")
             loss = g.get_tensor_by_name(seeds[gp])
-            loss_node = seeds[gp].rsplit(":", 1)[0]
-            anc = nx.ancestors(work.g, loss_node)
-            xs_names = [n for n in work.names() if n in anc and work.op(n) in VARIABLE_OPS]
-            if trainable:
-                xs_names = [n for n in xs_names if n in trainable] or xs_names
-            xs = [g.get_tensor_by_name(n + ":0") for n in xs_names]
-            grad_ys = _grad_ys(work, gp)
-            gy = [g.get_tensor_by_name(grad_ys)] if grad_ys else None
-            gate = any("/tuple/control_dependency" in n for n in scopes.members if n.startswith(gp + "/"))
-            coloc = any(_colocated_outside(work, n, gp) for n in scopes.members if n.startswith(gp + "/"))
+            xs, gy, gate, coloc = gradient_call(work, g, gp, seeds[gp], scopes.members, trainable)
             tf.compat.v1.gradients([loss], xs, grad_ys=gy, name=new_prefix, gate_gradients=gate,
                                    colocate_gradients_with_ops=coloc)
             renames[new_prefix] = gp
@@ -403,6 +394,23 @@ def _renamed(nodedef, renames):
     if "frame_name" in n.attr:
         n.attr["frame_name"].s = rn(n.attr["frame_name"].s.decode()).encode()
     return n
+
+
+def gradient_call(work, g, gp: str, loss: str, members, trainable):
+    """How the old ``tf.gradients`` call under prefix ``gp`` was made, to make
+    it again in scratch graph ``g``: (xs — the variables the loss depends on,
+    the trainable ones when known —, grad_ys or None, gate_gradients,
+    colocate_gradients_with_ops)."""
+    anc = nx.ancestors(work.g, loss.rsplit(":", 1)[0])
+    xs_names = [n for n in work.names() if n in anc and work.op(n) in VARIABLE_OPS]
+    if trainable:
+        xs_names = [n for n in xs_names if n in trainable] or xs_names
+    xs = [g.get_tensor_by_name(n + ":0") for n in xs_names]
+    grad_ys = _grad_ys(work, gp)
+    gy = [g.get_tensor_by_name(grad_ys)] if grad_ys else None
+    gate = any("/tuple/control_dependency" in n for n in members if n.startswith(gp + "/"))
+    coloc = any(_colocated_outside(work, n, gp) for n in members if n.startswith(gp + "/"))
+    return xs, gy, gate, coloc
 
 
 def old_gradient(full, renames: dict[str, str]) -> tuple[set[str], set[str]]:
