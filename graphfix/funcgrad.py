@@ -177,7 +177,7 @@ def _splice(gd, work, exported, shapes, renames, mine, input_map=None):
     replaced by its counterpart below the new prefix, which then takes the
     old name; what only the old nodes used goes too.  ``input_map`` names the
     real tensor each scratch placeholder stood for."""
-    from graphfix.regenerate import old_gradient
+    from graphfix.regenerate import old_gradient, renamed_ref
 
     input_map = input_map or {}
     old_names = set(work.names())
@@ -229,13 +229,7 @@ def _splice(gd, work, exported, shapes, renames, mine, input_map=None):
     _, dead = old_gradient(full, renames)
 
     def rename(s: str) -> str:
-        ctrl = s.startswith("^")
-        body = s[1:] if ctrl else s
-        for new_p, old_p in renames.items():
-            if body.startswith(new_p + "/"):
-                body = old_p + body[len(new_p):]
-                break
-        return ("^" if ctrl else "") + body
+        return renamed_ref(s, renames)
 
     final = type(gd)()
     final.CopyFrom(full_gd)

@@ -367,18 +367,24 @@ def _copy(contexts):
     return out
 
 
+def renamed_ref(s: str, renames: dict[str, str]) -> str:
+    """A node name or input (``^`` kept) moved from a new gradient prefix to the
+    old one it replaces (``renames``: new prefix -> old prefix)."""
+    ctrl = s.startswith("^")
+    body = s[1:] if ctrl else s
+    for new_p, old_p in renames.items():
+        if body.startswith(new_p + "/"):
+            body = old_p + body[len(new_p):]
+            break
+    return ("^" if ctrl else "") + body
+
+
 def _renamed(nodedef, renames):
     n = type(nodedef)()
     n.CopyFrom(nodedef)
 
     def rn(s):
-        ctrl = s.startswith("^")
-        body = s[1:] if ctrl else s
-        for new_p, old_p in renames.items():
-            if body.startswith(new_p + "/"):
-                body = old_p + body[len(new_p):]
-                break
-        return ("^" if ctrl else "") + body
+        return renamed_ref(s, renames)
 
     n.name = rn(n.name)
     refs = [rn(s) for s in n.input]
