@@ -51,8 +51,9 @@ def reachable(nodes, library) -> set[str]:
     return _closure([c for n in nodes for c in _callees(n, library)], library)
 
 
-def _closure(roots, library) -> set[str]:
-    """``roots`` and every library function they call, transitively."""
+def _closure(roots, library, also=None) -> set[str]:
+    """``roots`` and every library function they call, transitively (and
+    whatever ``also(name)`` adds for each)."""
     seen: set[str] = set()
     todo = list(roots)
     while todo:
@@ -61,6 +62,8 @@ def _closure(roots, library) -> set[str]:
             continue
         seen.add(name)
         todo.extend(c for n in library[name].node_def for c in _callees(n, library))
+        if also is not None:
+            todo.extend(also(name))
     return seen
 
 
@@ -72,15 +75,8 @@ def call_sites(graph_def) -> dict[str, list[str]]:
     if not lib:
         return res
     for n in graph_def.node:
-        seen: set[str] = set()
-        todo = list(_callees(n, lib))
-        while todo:
-            fn = todo.pop()
-            if fn in seen or fn not in lib:
-                continue
-            seen.add(fn)
-            todo.extend(c for m in lib[fn].node_def for c in _callees(m, lib))
-            todo.extend(_bases(fn, lib))  # the function the op was built with, before tf.gradients
+        # with the function the op was built with, before tf.gradients rewrote it
+        seen = _closure(_callees(n, lib), lib, also=lambda fn: _bases(fn, lib))
         for fn in sorted(seen):
             res.setdefault(fn, []).append(n.name)
     return res

@@ -13,6 +13,7 @@ output args (enough for the analyses, which only need the data flow).
 """
 from __future__ import annotations
 
+from graphfix.funclib import reachable
 from graphfix.tfimport import protos
 
 # Ops with several output args: their names in order (each of size 1).
@@ -29,35 +30,12 @@ _OUTPUT_ARGS = {
                          "reserve_space_3"),
 }
 
-def _called(attr_values, names):
-    for v in attr_values:
-        if v.HasField("func") and v.func.name:
-            names.append(v.func.name)
-        elif v.HasField("list"):
-            names.extend(f.name for f in v.list.func)
-
-
 def reachable_functions(graph_def) -> list:
     """FunctionDefs the graph's nodes call (through func attrs or as ops), transitively, in library order."""
     lib = {f.signature.name: f for f in graph_def.library.function}
     if not lib:
         return []
-    todo = []
-    for n in graph_def.node:
-        if n.op in lib:
-            todo.append(n.op)
-        _called(n.attr.values(), todo)
-    seen = set()
-    while todo:
-        name = todo.pop()
-        if name in seen or name not in lib:
-            continue
-        seen.add(name)
-        f = lib[name]
-        for n in f.node_def:
-            if n.op in lib:
-                todo.append(n.op)
-            _called(n.attr.values(), todo)
+    seen = reachable(graph_def.node, lib)
     return [f for f in graph_def.library.function if f.signature.name in seen]
 
 
