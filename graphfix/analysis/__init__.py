@@ -7,16 +7,6 @@ import functools
 from graphfix.analysis import controlflow, gradpath, loss, numeric, ranges
 
 
-class _MayBeEmpty:
-    """``(node, output) in view``: the numeric analysis says it may be empty."""
-
-    def __init__(self, numeric):
-        self._numeric = numeric
-
-    def __contains__(self, t) -> bool:
-        return t[0] in self._numeric.ir and self._numeric.value(t).empty
-
-
 class Facts:
     """Lazily computed, cached analysis results for one version of an IR."""
 
@@ -68,11 +58,6 @@ class Facts:
 
     def may_be_empty(self, t) -> bool:
         return self.numeric.value(t).empty
-
-    @property
-    def empty(self) -> "_MayBeEmpty":
-        """The tensors that may have no elements, as a set-like view (``t in facts.empty``)."""
-        return _MayBeEmpty(self.numeric)
 
     @property
     def gradient_taken(self) -> bool:

@@ -197,14 +197,6 @@ def join(*vals: AbsVal) -> AbsVal:
                   data=any(v.data for v in vals), learned=any(v.learned for v in vals), ones=ones)
 
 
-def widen(old: AbsVal, new: AbsVal) -> AbsVal:
-    """Widening at a loop head: a bound that moved goes to infinity."""
-    j = join(old, new)
-    lo = j.lo if j.lo >= old.lo else -INF
-    hi = j.hi if j.hi <= old.hi else INF
-    return dataclasses.replace(j, lo=lo, hi=hi, lo_hit=j.lo_hit and lo == j.lo, hi_hit=j.hi_hit and hi == j.hi)
-
-
 def top_for(dtype, **kw) -> AbsVal:
     """The unknown value of a tensor of ``dtype`` (integer types keep their range)."""
     if dtype in INT_LIMITS:

@@ -98,12 +98,6 @@ class Numeric:
             return outs[t[1]]
         return outs[0] if self.op(t[0]) in _DATA_SOURCES else TOP
 
-    def positive(self, t) -> bool:
-        return self.value(t).positive
-
-    def nonneg(self, t) -> bool:
-        return self.value(t).nonneg
-
     def run_all(self) -> None:
         """Evaluate every tensor (the whole-graph pass)."""
         if not self._stable:

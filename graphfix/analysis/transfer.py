@@ -63,10 +63,6 @@ def _mul_bounds(a: AbsVal, b: AbsVal, dtype) -> tuple[float, float]:
     return fl(min(cands), dtype), fl(max(cands), dtype)
 
 
-def _round_away(lo: float, hi: float, dtype) -> tuple[float, float]:
-    return fl(lo, dtype), fl(hi, dtype)
-
-
 # ---------------------------------------------------------------- sources
 
 
