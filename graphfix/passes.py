@@ -79,7 +79,6 @@ class Context:
         self.domain_covered: set[str] = set()  # ... by a where whose test keeps the input in its domain
         self._facts: Facts | None = None
         self._first: Facts | None = None
-        self.ops_before = {n: ir.op(n) for n in ir.names()}  # the graph as read (the self-check compares)
 
     @property
     def facts(self) -> Facts:
@@ -109,6 +108,8 @@ def run(ctx: Context, rules, apply: bool) -> tuple[list[Finding], dict[str, floa
     timing: dict[str, float] = {}
     matched: set[tuple[str, str]] = set()
     covered_by: dict[str, tuple[set, set]] = {}  # rule code -> the nodes its matching marked covered
+    # the graph as read, which the self-check compares with (only a rewrite needs it)
+    ops_before = {n: ctx.ir.op(n) for n in ctx.ir.names()} if apply else {}
     for round_ in range(MAX_ITERATIONS + 1):
         fixed_any = False
         matched = set()
@@ -150,7 +151,7 @@ def run(ctx: Context, rules, apply: bool) -> tuple[list[Finding], dict[str, floa
 
         t0 = time.perf_counter()
         matched |= _rematch(ctx, rules, findings, covered_by)
-        check_fixes(ctx.ir, ctx.facts.grad_scopes, findings, matched, ctx.ops_before, ctx.facts.in_loop)
+        check_fixes(ctx.ir, ctx.facts.grad_scopes, findings, matched, ops_before, ctx.facts.in_loop)
         timing["selfcheck"] = (time.perf_counter() - t0) * 1000
     return findings, timing
 
