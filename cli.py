@@ -13,6 +13,21 @@ import argparse
 import os
 import signal
 import sys
+import traceback
+
+import graphfix
+import rewrites
+from graphfix import __version__
+from graphfix.cli import batch, cache
+from graphfix.cli.batch import parse_shard
+from graphfix.core import io
+from graphfix.core.errors import GraphfixError, one_line
+from graphfix.engine.selfcheck import record_verify
+from graphfix.patch.scratch import load_op_library
+from graphfix.render import console, dot
+from graphfix.render.console import Activity
+from graphfix.render.diff import diff_text
+from graphfix.render.report import render, text_lines
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -56,8 +71,6 @@ def _positive(kind):
 
 
 def _shard(value: str):
-    from graphfix.batch import parse_shard
-
     try:
         return parse_shard(value)
     except ValueError as e:
@@ -193,8 +206,6 @@ def main(argv=None) -> int:
     try:
         args = parser.parse_args(argv)
         if args.version:
-            from graphfix import __version__
-
             print(f"graphfix {__version__}")
             return EXIT_CLEAN
         if args.command is None:
@@ -216,20 +227,10 @@ def main(argv=None) -> int:
         print("graphfix: error: terminated", file=sys.stderr)
         return 128 + signal.SIGTERM
     except Exception as e:  # noqa: BLE001 — the contract is one line, never a traceback
-        from graphfix.errors import GraphfixError
-
         if debug:
-            import traceback
-
             traceback.print_exc()
-        if isinstance(e, GraphfixError):
-            msg = str(e)
-        elif isinstance(e, MemoryError):
-            msg = "out of memory"
-        else:
-            msg = f"internal error: {type(e).__name__}: {e} (rerun with --debug for a traceback)"
         try:
-            print(f"graphfix: error: {' '.join(msg.split())}", file=sys.stderr)
+            print(f"graphfix: error: {one_line(e)}", file=sys.stderr)
         except BrokenPipeError:
             pass
         return EXIT_ERROR
@@ -253,26 +254,18 @@ def _broken_pipe() -> int:
 
 def _dispatch(args) -> int:
     for lib in getattr(args, "op_library", None) or ():
-        from graphfix.scratch import load_op_library
-
         load_op_library(lib)
     if args.command == "rules":
         return _cmd_rules()
     if args.command == "explain":
         return _cmd_explain(args.code)
     if args.command == "clean":
-        from graphfix import cache
-
         print(cache.clean())
         return EXIT_CLEAN
     if args.command == "rewrite" and getattr(args, "out_dir", None) and (args.verify or args.to):
-        from graphfix.errors import GraphfixError
-
         raise GraphfixError(f"--{'verify' if args.verify else 'to'} works on one model (rewrite IN OUT), "
                             "not with --out-dir")
     if args.command in ("check", "rewrite"):
-        from graphfix import batch
-
         if batch.route(args):  # many models (also normalises args.input/args.output for one)
             return batch.run(args, options=_options(args))
     if args.command == "check":
@@ -285,8 +278,6 @@ def _dispatch(args) -> int:
 
 
 def _cmd_rules() -> int:
-    import rewrites
-
     print(f"{'code':6}  {'name':24}  {'fix':6}  {'set':7}  summary")
     for r in sorted(rewrites.RULES, key=lambda r: r.code):
         print(f"{r.code:6}  {r.name:24}  {r.safety:6}  {'default' if r.default else 'opt-in':7}  {r.summary}")
@@ -294,24 +285,15 @@ def _cmd_rules() -> int:
 
 
 def _cmd_explain(code: str) -> int:
-    import rewrites
-
     rules = rewrites.lookup(code)
     print("\n\n".join(r.doc() for r in rules))
     return EXIT_CLEAN
 
 
 def _emit(report, fmt: str, mode: str, report_file: str | None, stream=None, no_color: bool = False) -> None:
-    from graphfix import io
-    from graphfix.report import render
-
-    from graphfix import console
-
     stream = stream or sys.stdout
     text = render(report, fmt, mode)
     if fmt == "text" and console.color_wanted(stream, no_color) and console.rich_available():
-        from graphfix.report import text_lines
-
         console.write_segments(text_lines(report, mode), stream, color=True)
     else:
         stream.write(text)
@@ -320,11 +302,7 @@ def _emit(report, fmt: str, mode: str, report_file: str | None, stream=None, no_
 
 
 def _cmd_check(args) -> int:
-    import graphfix
-
     if args.report:
-        from graphfix import io
-
         io.check_writable(args.report)
         io.check_distinct(args.report, "--report", [args.input])
     model = graphfix.load(args.input)
@@ -335,19 +313,12 @@ def _cmd_check(args) -> int:
 
 
 def _cmd_rewrite(args) -> int:
-    import graphfix
-    from graphfix import io
-
     io.check_writable(args.output) if not os.path.isdir(args.input) and not args.diff else None
     if args.report:
         io.check_writable(args.report)
         io.check_distinct(args.report, "--report", [args.input, args.output])
     if args.dot:
-        from graphfix import dot
-
         dot.check_target(args.dot)
-    from graphfix.console import Activity
-
     name = os.path.basename(os.path.normpath(args.input))
     with Activity(f"graphfix: reading {name}", no_color=args.no_color) as activity:
         model = graphfix.load(args.input)
@@ -356,11 +327,8 @@ def _cmd_rewrite(args) -> int:
                                          unsafe_fixes=args.unsafe_fixes, guard=args.guard, losses=args.loss,
                                          clear_devices=args.clear_devices, options=_options(args))
         if args.verify:  # before anything is written: the report must say what holds
-            from graphfix import verify
-            from graphfix.selfcheck import record_verify
-
             activity.update(f"graphfix: verifying {name}")
-            record_verify(report, verify.verify(model, fixed, losses=args.loss))
+            record_verify(report, graphfix.verify(model, fixed, losses=args.loss))
         if args.dot:
             activity.update(f"graphfix: drawing {os.path.basename(args.dot)}")
             dot.write(model, fixed, report.findings, args.dot, title=args.input)
@@ -368,8 +336,6 @@ def _cmd_rewrite(args) -> int:
             activity.update(f"graphfix: writing {os.path.basename(os.path.normpath(args.output))}")
             report.dropped = graphfix.save(fixed, args.output, to=args.to)
     if args.diff:  # like ruff: print the change, write no graph; exit 1 if it would change
-        from graphfix.diff import diff_text
-
         text = diff_text(model, fixed, args.input, args.output, args.diff, report.findings)
         sys.stdout.write(text)
         _emit(report, args.format, "rewrite", args.report, stream=sys.stderr, no_color=args.no_color)
@@ -386,12 +352,9 @@ def _options(args) -> dict:
 
 
 def _cmd_verify(args) -> int:
-    import graphfix
-    from graphfix import verify
-
     original = graphfix.load(args.original)
     fixed = graphfix.load(args.fixed)
-    result = verify.verify(original, fixed, feeds=args.feeds, losses=args.loss, trials=args.trials)
+    result = graphfix.verify(original, fixed, feeds=args.feeds, losses=args.loss, trials=args.trials)
     sys.stdout.write(result.render(args.format))
     return EXIT_CLEAN if result.ok else EXIT_FINDINGS
 

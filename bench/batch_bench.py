@@ -46,7 +46,7 @@ def build_zoo(root: str) -> dict:
     """Write every corpus case four ways under ``root``; returns counts by kind."""
     from google.protobuf import text_format
 
-    from graphfix.tfimport import protos
+    from graphfix.core.tfimport import protos
     from tests.corpus import CASES, build  # importing the package registers every case
 
     counts = {"pb": 0, "meta": 0, "pbtxt": 0, "saved_model": 0}
@@ -187,7 +187,8 @@ def main():
     cold, t_cold = cli("check", *inputs, cwd=work, env=env)
     warms = [cli("check", *inputs, cwd=work, env=env) for _ in range(3)]
     t_warm = sorted(t for _, t in warms)[1]
-    res["cache"] = {"cold_s": round(t_cold, 2), "warm_s": round(t_warm, 3), "warm_runs_s": [round(t, 3) for _, t in warms],
+    res["cache"] = {"cold_s": round(t_cold, 2), "warm_s": round(t_warm, 3),
+                    "warm_runs_s": [round(t, 3) for _, t in warms],
                     "warm_over_cold": round(t_warm / t_cold, 4),
                     "identical": all(mask(w.stdout) == mask(cold.stdout) and w.returncode == cold.returncode
                                      for w, _ in warms)}

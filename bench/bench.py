@@ -184,7 +184,7 @@ def summarize_report(report):
     if isinstance(report, (list, tuple, dict)):
         out["len"] = len(report)
     timing = getattr(report, "timing_ms", None) or {}
-    if "selfcheck" in timing:  # rewrite's check of its own work (graphfix.selfcheck)
+    if "selfcheck" in timing:  # rewrite's check of its own work (graphfix.engine.selfcheck)
         out["selfcheck_ms"] = timing["selfcheck"]
         out["rules_ms"] = timing.get("rules")
     if hasattr(report, "fixed"):
@@ -197,9 +197,9 @@ def summarize_report(report):
 
 
 def bench_size(n, info, args, gf, gf_reason, tmpdir, prev, v2=False):
+    import tensorflow as tf
     from tensorflow.core.framework import graph_pb2
     from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
-    import tensorflow as tf
 
     path = pb_path(n, v2)
     with open(path, "rb") as f:
@@ -402,7 +402,7 @@ def measure_memory(n, timeout):
         except subprocess.TimeoutExpired:
             results[op] = {"op": op, "error": "timeout after %ss" % timeout}
             continue
-        line = next((l for l in reversed(p.stdout.splitlines()) if l.startswith("{")), None)
+        line = next((ln for ln in reversed(p.stdout.splitlines()) if ln.startswith("{")), None)
         if p.returncode != 0 or line is None:
             tail = (p.stderr or "").strip().splitlines()[-1:]
             results[op] = {"op": op, "error": "exit %d: %s" % (p.returncode, " ".join(tail))}
@@ -540,8 +540,8 @@ def main(argv=None):
             ("cached (gen.py build took %.1fs)" % info.get("gen_seconds", float("nan")))),
             flush=True)
 
-    import tensorflow as tf
     import google.protobuf
+    import tensorflow as tf
     from google.protobuf.internal import api_implementation
 
     gf, gf_reason = import_graphfix()

@@ -5,35 +5,28 @@
     report = graphfix.check(model)
     fixed, report = graphfix.rewrite(model)
     graphfix.save(fixed, "fixed.pb")
+    result = graphfix.verify(model, fixed)
 
-The API is imported on first use, so that ``import graphfix.errors`` (the
-command line's start, a batch run answered from the result cache) does not
-pay for networkx and the analyses.
+The package is layered; each layer imports only the ones before it
+(tests/test_layering.py holds it to that):
+
+    core          model, IR, I/O, errors, findings, the lazy TensorFlow import
+    analysis      numeric abstract interpretation, losses, gradient paths
+    patch         scratch graphs, gradient patching and regeneration
+    engine        the pass manager, guard builders, self-check
+    rewrites      the rules (a top-level package, beside graphfix)
+    render        text, JSON, SARIF, GitHub, diff, dot, terminal output
+    api           load / check / rewrite / save
+    verification  differential execution (``graphfix verify``)
+    cli           batch runs, the result cache, worker pool (with cli.py)
+
+Importing graphfix does not import TensorFlow.
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"  # the only place the version is written (pyproject.toml reads it)
+from graphfix.api import check, load, rewrite, save
+from graphfix.core.errors import GraphfixError
+from graphfix.core.version import __version__
+from graphfix.verification.differential import verify
 
 __all__ = ["load", "check", "rewrite", "save", "verify", "GraphfixError", "__version__"]
-
-_API = ("load", "check", "rewrite", "save")
-
-
-def __getattr__(name: str):
-    if name in _API:
-        from graphfix import api
-
-        return getattr(api, name)
-    if name == "GraphfixError":
-        from graphfix.errors import GraphfixError
-
-        return GraphfixError
-    if name == "verify":  # callable: graphfix.verify(original, fixed, feeds=None)
-        import importlib
-
-        return importlib.import_module("graphfix.verify")
-    raise AttributeError(f"module 'graphfix' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))

@@ -3,12 +3,17 @@ from __future__ import annotations
 
 import time
 
-from graphfix import io
-from graphfix.errors import GraphfixError
-from graphfix.ir import GraphIR
-from graphfix.model import Model
-from graphfix.passes import GUARDS, Context, run
-from graphfix.report import Report
+import rewrites
+from graphfix.analysis.funclib import boundary_values, forward_functions
+from graphfix.core import io
+from graphfix.core.errors import GraphfixError
+from graphfix.core.ir import GraphIR
+from graphfix.core.model import Model
+from graphfix.engine.funcpatch import repair_functions
+from graphfix.engine.functions import check_functions
+from graphfix.engine.passes import GUARDS, Context, run
+from graphfix.patch.regenerate import sync_meta
+from graphfix.render.report import Report
 
 
 def load(path) -> Model:
@@ -28,8 +33,6 @@ def save(model: Model, path, to: str | None = None) -> list[str]:
 
 
 def _rules(select, ignore):
-    import rewrites
-
     return rewrites.select(select, ignore)
 
 
@@ -49,14 +52,9 @@ def _run(model: Model, apply: bool, select=None, ignore=None, unsafe_fixes=False
     findings, rule_times = run(ctx, rules, apply)
     if model.graph_def.library.function:  # TF2 functional control flow: bodies repaired under new names
         if apply:
-            from graphfix.funcpatch import repair_functions
-
             findings = findings + repair_functions(ir, ctx.facts, rules, apply, unsafe_fixes=unsafe_fixes,
                                                    options=options, meta=model.meta_graph)
         else:
-            from graphfix.funclib import boundary_values, forward_functions
-            from graphfix.functions import check_functions
-
             try:
                 names = forward_functions(ir, ctx.facts.grad_scopes)
                 values = boundary_values(ir, ctx.facts, ctx.facts.grad_scopes)
@@ -102,9 +100,8 @@ def rewrite(model: Model, select=None, ignore=None, unsafe_fixes: bool = False, 
                     n.device = ""
         fixed = model.with_graph_def(gd)
         if fixed.meta_graph is not None:  # keep the while/cond context collections in step with the graph
-            from graphfix.regenerate import sync_meta
-
             sync_meta(fixed.meta_graph, ir, {n.name for n in model.graph_def.node})
     report.nodes_out = fixed.node_count
     report.timing_ms["rewrite"] = (time.perf_counter() - t0) * 1000
     return fixed, report
+

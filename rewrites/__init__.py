@@ -6,9 +6,8 @@ guarded by GF002 is no longer a zero-denominator for anyone else).
 """
 from __future__ import annotations
 
-from graphfix.errors import GraphfixError
+from graphfix.core.errors import GraphfixError
 from rewrites.empty_reduction import EmptyReduction
-from rewrites.zero_denominator import ZeroDenominator
 from rewrites.exp_overflow import ExpOverflow
 from rewrites.log_probability import LogProbability
 from rewrites.log_unbounded import LogUnbounded
@@ -17,6 +16,7 @@ from rewrites.masked_term import MaskedTerm
 from rewrites.safe_norm import SafeNorm
 from rewrites.stop_gradient import StopGradient
 from rewrites.where_gradient import WhereGradient
+from rewrites.zero_denominator import ZeroDenominator
 
 # Execution order.  GF007 first: a term the user removes from training needs
 # no other guard's gradient.  GF005 before the where/mask rules: it rewrites

@@ -4,9 +4,9 @@ from __future__ import annotations
 import math
 
 from graphfix.analysis.dtypes import is_float
-from graphfix.analysis.guards import clamped_after
-from graphfix.guards import clone_with
-from graphfix.passes import Rule
+from graphfix.analysis.structure import clamped_after
+from graphfix.engine.guards import clone_with
+from graphfix.engine.passes import Rule
 
 # A little under log(max finite) per dtype: exp() stays finite below it.
 LIMIT = {1: 88.0, 2: 709.0, 19: 11.0, 14: 88.0}

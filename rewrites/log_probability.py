@@ -1,13 +1,16 @@
 """GF005 log-of-probability."""
 from __future__ import annotations
 
-from graphfix.analysis.dtypes import TINY, is_float
 from graphfix.analysis.cones import guarded_elsewhere
-from graphfix.analysis.probability import log_group, pattern, probability_like, restructurable
-from graphfix.guards import clone_with
-from graphfix.passes import Rule
-
-
+from graphfix.analysis.dtypes import TINY, is_float
+from graphfix.analysis.probability import (
+    log_group,
+    pattern,
+    probability_like,
+    restructurable,
+)
+from graphfix.engine.guards import clone_with
+from graphfix.engine.passes import Rule
 
 
 class LogProbability(Rule):

@@ -5,9 +5,9 @@ import math
 
 from graphfix.analysis.absval import NO
 from graphfix.analysis.dtypes import TINY, is_float
-from graphfix.analysis.guards import clamped_after
-from graphfix.guards import clone_with
-from graphfix.passes import Rule
+from graphfix.analysis.structure import clamped_after
+from graphfix.engine.guards import clone_with
+from graphfix.engine.passes import Rule
 
 
 class LogUnbounded(Rule):

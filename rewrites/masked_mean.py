@@ -1,10 +1,12 @@
 """GF010 masked-mean."""
 from __future__ import annotations
 
+import networkx as nx
+
 from graphfix.analysis.dtypes import is_float
-from graphfix.analysis.guards import strip
 from graphfix.analysis.matcher import Pattern, match
-from graphfix.passes import Rule
+from graphfix.analysis.structure import strip
+from graphfix.engine.passes import Rule
 
 # reduce_mean(where(mask, loss, 0)): the where zeroes the invalid elements but
 # the mean still counts them.
@@ -17,8 +19,6 @@ def _domain_guard(ir, facts, mask, values) -> bool:
     """The where tests the very values its kept side is computed from
     (``where(d > 0, sqrt(d), 0)``, ``where(y != 0, err / y, 0)``): 0 is the
     term's value where the test fails, not a masked-out element."""
-    import networkx as nx
-
     tested = [f.tensor[0] for f in facts.numeric.facts(mask, True)]
     return any(t == values[0] or nx.has_path(ir.g, t, values[0]) for t in tested)
 

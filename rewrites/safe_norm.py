@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from graphfix.analysis.consts import const_scalar
 from graphfix.analysis.dtypes import is_float
-from graphfix.analysis.guards import strip
-from graphfix.guards import clone_with
-from graphfix.passes import Rule
+from graphfix.analysis.structure import strip
+from graphfix.engine.guards import clone_with
+from graphfix.engine.passes import Rule
 
 ROOTS = ("Sqrt", "Rsqrt", "EuclideanNorm", "Pow")
 

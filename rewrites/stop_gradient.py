@@ -1,8 +1,8 @@
 """GF007 stop-gradient."""
 from __future__ import annotations
 
-from graphfix.errors import GraphfixError
-from graphfix.passes import Rule
+from graphfix.core.errors import GraphfixError
+from graphfix.engine.passes import Rule
 
 
 class StopGradient(Rule):

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from graphfix.analysis.cones import where_sites
 from graphfix.analysis.dtypes import is_float
-from graphfix.guards import clone_with, sanitize
-from graphfix.passes import Rule
+from graphfix.engine.guards import clone_with, sanitize
+from graphfix.engine.passes import Rule
 
 
 class WhereGradient(Rule):

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from graphfix.analysis.dtypes import is_float
-from graphfix.analysis.guards import size_source, strip
-from graphfix.guards import div_no_nan
-from graphfix.passes import Rule
+from graphfix.analysis.structure import size_source, strip
+from graphfix.engine.guards import div_no_nan
+from graphfix.engine.passes import Rule
 
 DIVISIONS = ("RealDiv", "Div")
 NORMS = ("Sqrt", "EuclideanNorm")

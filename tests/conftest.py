@@ -24,7 +24,7 @@ def update_golden(request):
 
 @pytest.fixture(scope="session")
 def tf():
-    from graphfix.tfimport import tf as _tf
+    from graphfix.core.tfimport import tf as _tf
 
     t = _tf()
     t.compat.v1.disable_eager_execution()

@@ -14,7 +14,7 @@ import time
 import pytest
 from google.protobuf import text_format
 
-from graphfix.tfimport import protos
+from graphfix.core.tfimport import protos
 from tests.helpers import EXAMPLES, ROOT, cli, write
 
 DETECTION = os.path.join(EXAMPLES, "detection.pb")
@@ -415,8 +415,8 @@ def test_output_over_2gb_is_refused_not_written(tmp_path, monkeypatch):
     """protobuf serialises a message over 2 GB, but nothing can parse it back:
     graphfix refuses to write such an output (simulated with a lower limit)."""
     import graphfix
-    from graphfix import io
-    from graphfix.errors import GraphfixError
+    from graphfix.core import io
+    from graphfix.core.errors import GraphfixError
 
     fixed, _ = graphfix.rewrite(graphfix.load(DETECTION))
     monkeypatch.setattr(io, "PROTOBUF_LIMIT", 1000)
@@ -428,7 +428,7 @@ def test_output_over_2gb_is_refused_not_written(tmp_path, monkeypatch):
 def test_arity_table_matches_tensorflow(tf):
     from tensorflow.python.framework import op_def_registry
 
-    from graphfix.arity import ARITY
+    from graphfix.core.arity import ARITY
 
     for op, n in ARITY.items():
         op_def = op_def_registry.get(op)

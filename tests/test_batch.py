@@ -14,8 +14,8 @@ from google.protobuf import text_format
 
 import cli as cli_main
 import graphfix
-from graphfix import batch
-from graphfix.tfimport import protos
+from graphfix.cli import batch
+from graphfix.core.tfimport import protos
 from tests.helpers import EXAMPLES, ROOT
 
 DETECTION = os.path.join(EXAMPLES, "detection.pb")

@@ -4,7 +4,7 @@ real graphs (corpus training graphs as .pb/.meta/.pbtxt, a SavedModel, a
 broken file).
 
 Hangs and crashes come from the documented worker test hooks
-(graphfix/results.py): GRAPHFIX_TEST_HANG / GRAPHFIX_TEST_KILL name a part of
+(graphfix/cli/results.py): GRAPHFIX_TEST_HANG / GRAPHFIX_TEST_KILL name a part of
 a model's path; a worker given such a model sleeps, or SIGKILLs itself."""
 import json
 import os

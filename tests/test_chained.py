@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import graphfix
-from graphfix.model import Model
+from graphfix.core.model import Model
 from tests.applied import AppliedChecker
 
 B, D = 4, 3
@@ -110,7 +110,8 @@ def feeds(rs):
 COMPOSITION = st.tuples(st.sampled_from(INNER), st.sampled_from(MIDDLE), st.sampled_from(OUTER))
 
 
-@settings(max_examples=int(os.environ.get("GRAPHFIX_CHAINED_EXAMPLES", "110")), deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@settings(max_examples=int(os.environ.get("GRAPHFIX_CHAINED_EXAMPLES", "110")), deadline=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))
 @given(comps=st.lists(COMPOSITION, min_size=4, max_size=4), unsafe=st.booleans(), shapes=st.booleans(),
        seed=st.integers(0, 2**31 - 1))
 def test_chained_repairs_apply_the_gradient_of_the_fixed_loss(tf, comps, unsafe, shapes, seed):

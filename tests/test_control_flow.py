@@ -5,7 +5,7 @@ and TF2 functional control flow passing through untouched.
   ``tf.while_loop``: fixed by the local gradient patch, trains;
 * a hazard *inside* the loop body: the gradient is a second while loop fed by
   stacks, so graphfix regenerates it with ``tf.gradients`` from the
-  MetaGraphDef's while contexts (graphfix/regenerate.py); a bare GraphDef has
+  MetaGraphDef's while contexts (graphfix/patch/regenerate.py); a bare GraphDef has
   no contexts, so there the finding stays unfixed with a note;
 * a hazard inside a v1 ``tf.cond`` branch;
 * ``If``/``While`` with a function library (control flow v2): repaired inside
@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 import graphfix
-from graphfix.model import Model
-from graphfix.regenerate import load_contexts
+from graphfix.core.model import Model
+from graphfix.patch.regenerate import load_contexts
 from tests.corpus.v2flow import control_flow_v2
 from tests.trainutil import assert_finite, assert_identical, assert_poisoned, rewrite, train
 

@@ -9,8 +9,8 @@ import pytest
 
 import cli as cli_main
 import graphfix
-from graphfix import dot as gdot
-from graphfix.diff import compare, graph_diff
+from graphfix.render import dot as gdot
+from graphfix.render.diff import compare, graph_diff
 from tests.helpers import EXAMPLES, cli
 
 DETECTION = os.path.join(EXAMPLES, "detection.pb")

@@ -7,7 +7,8 @@ import pytest
 from google.protobuf import text_format
 
 import graphfix
-from graphfix.verify import compare, execute
+from graphfix.verification.compare import compare
+from graphfix.verification.runner import execute
 from tests.helpers import EXAMPLES, cli, write
 
 DETECTION = os.path.join(EXAMPLES, "detection.pb")

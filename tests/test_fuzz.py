@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cli
-from graphfix.tfimport import protos
+from graphfix.core.tfimport import protos
 from tests.helpers import EXAMPLES, ROOT
 
 SEED_PATHS = [os.path.join(EXAMPLES, "detection.pb"), os.path.join(EXAMPLES, "clean.pb")] + \
@@ -222,7 +222,7 @@ FAMILY_OF = {op: fam for fam in FAMILIES for op in fam}
 
 def _tensor_types(gd):
     """{(node, output): dtype} for the nodes TensorFlow's registry can type."""
-    from graphfix.scratch import output_types
+    from graphfix.patch.scratch import output_types
 
     res = {}
     for n in gd.node:

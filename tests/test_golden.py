@@ -14,7 +14,7 @@ import pytest
 from google.protobuf import text_format
 
 import graphfix
-from graphfix.report import render_text
+from graphfix.render.report import render_text
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden")
 RULE_DIRS = sorted(d for d in os.listdir(GOLDEN) if d.startswith("GF"))

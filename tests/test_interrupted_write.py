@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from google.protobuf import text_format
 
-from graphfix.tfimport import protos
+from graphfix.core.tfimport import protos
 from tests.helpers import ROOT
 
 BASE = os.path.join(ROOT, "tests", "golden", "GF001", "boolean_mask_forward", "input.pbtxt")
@@ -121,7 +121,7 @@ def test_sigkill_never_leaves_a_partial_output(tmp_path, big):
 
 def test_stale_temp_files_of_live_processes_and_other_outputs_are_kept(tmp_path):
     """Only temp files of the same output whose process is gone are removed."""
-    from graphfix import io
+    from graphfix.core import io
 
     host = io._HOST
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -164,7 +164,7 @@ def test_saved_model_directory_replaced_whole(tmp_path, monkeypatch, atomic_swap
     step (renameat2 RENAME_EXCHANGE; two renames where that is missing), and no
     hidden temp directory is left."""
     import graphfix
-    from graphfix import io
+    from graphfix.core import io
 
     src, out = tmp_path / "src", tmp_path / "out"
     _saved_model_dir(src, open(os.path.join(ROOT, "examples", "detection.pb"), "rb").read())

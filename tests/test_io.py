@@ -5,8 +5,8 @@ import pytest
 from google.protobuf import text_format
 
 import graphfix
-from graphfix import io
-from graphfix.errors import GraphfixError
+from graphfix.core import io
+from graphfix.core.errors import GraphfixError
 from tests.helpers import EXAMPLES, write
 
 DETECTION = os.path.join(EXAMPLES, "detection.pb")

@@ -4,8 +4,8 @@ import os
 import pytest
 
 import graphfix
-from graphfix.errors import GraphfixError
-from graphfix.ir import GraphIR
+from graphfix.core.errors import GraphfixError
+from graphfix.core.ir import GraphIR
 from tests.helpers import EXAMPLES
 
 GRAPHS = [os.path.join(EXAMPLES, f) for f in ("detection.pb", "clean.pb")]

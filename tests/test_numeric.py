@@ -8,7 +8,7 @@ from graphfix.analysis import Facts
 from graphfix.analysis.absval import ASSUMED, NO, REACHABLE
 from graphfix.analysis.numeric import Numeric
 from graphfix.analysis.transfer import TRANSFER
-from graphfix.ir import GraphIR
+from graphfix.core.ir import GraphIR
 
 
 def _numeric(g):

@@ -5,6 +5,7 @@ import pytest
 
 from graphfix.analysis import cones, dtypes, loss, matcher, probability, ranges, transfer
 from graphfix.analysis.numeric import _NO_RECOMPUTE
+from graphfix.core import optypes
 from rewrites import empty_reduction, safe_norm, zero_denominator
 
 TABLES = {
@@ -13,7 +14,8 @@ TABLES = {
     "cones.SINGULAR": set(cones.SINGULAR),
     "ranges.PASS_THROUGH": set(ranges.PASS_THROUGH),
     "ranges.GATHERS": set(ranges.GATHERS),
-    "ranges.VARIABLE_OPS": set(ranges.VARIABLE_OPS),
+    "ranges.LEARNED_SOURCES": set(ranges.LEARNED_SOURCES),
+    "optypes.VARIABLE_OPS": set(optypes.VARIABLE_OPS),
     "ranges.RANDOM_OPS": set(ranges.RANDOM_OPS),
     "dtypes.BOOL_OPS": set(dtypes.BOOL_OPS),
     "dtypes.T_TYPED": set(dtypes.T_TYPED),

@@ -16,12 +16,11 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 import graphfix
-from graphfix.model import Model
+from graphfix.core.model import Model
 from tests.helpers import ROOT
 
 B, D = 6, 4
@@ -155,16 +154,17 @@ def test_random_loss_graphs_keep_behaviour(tf):
 def test_corpus_output_is_identical_across_hash_seeds(tmp_path):
     """Batch-rewrite the whole corpus twice in fresh processes with different
     PYTHONHASHSEED values: byte-identical outputs; rewriting them changes nothing."""
-    from tests.corpus import CASES, build as build_case
+    from tests.corpus import CASES
+    from tests.corpus import build as build_case
 
     src = tmp_path / "in"
     src.mkdir()
     for name in sorted(CASES):
         (src / f"{name}.pb").write_bytes(build_case(name).graph_def.SerializeToString(deterministic=True))
     outs = []
-    for seed in ("0", "4242"):
-        out = tmp_path / f"out{seed}"
-        env = dict(os.environ, PYTHONHASHSEED=seed, TF_CPP_MIN_LOG_LEVEL="2")
+    for hashseed in ("0", "4242"):
+        out = tmp_path / f"out{hashseed}"
+        env = dict(os.environ, PYTHONHASHSEED=hashseed, TF_CPP_MIN_LOG_LEVEL="2")
         r = subprocess.run([sys.executable, os.path.join(ROOT, "cli.py"), "rewrite", "--out-dir", str(out),
                             str(src)], capture_output=True, text=True, env=env, timeout=900)
         assert r.returncode in (0, 1), r.stderr[-2000:]

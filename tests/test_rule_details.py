@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import graphfix
-from graphfix.model import Model
-from graphfix.verify import execute
+from graphfix.core.model import Model
+from graphfix.verification.runner import execute
 
 
 def _model(gd):

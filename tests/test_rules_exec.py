@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import graphfix
-from graphfix.model import Model
+from graphfix.core.model import Model
 from tests.corpus import build, params, safe_cases, unsafe_cases
 from tests.corpus.runner import run_case
 

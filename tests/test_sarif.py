@@ -11,7 +11,7 @@ from google.protobuf import text_format
 
 import graphfix
 import rewrites
-from graphfix.sarif import doc_sections, rule_descriptor, to_sarif
+from graphfix.render.sarif import doc_sections, rule_descriptor, to_sarif
 from tests.helpers import EXAMPLES, ROOT, cli
 
 DETECTION = os.path.join(EXAMPLES, "detection.pb")
@@ -153,7 +153,7 @@ def test_every_guard_a_golden_case_emits_has_a_description():
     import glob
     import os
 
-    from graphfix.sarif import GUARD_TEXT
+    from graphfix.render.sarif import GUARD_TEXT
 
     here = os.path.dirname(os.path.abspath(__file__))
     emitted = set()

@@ -13,7 +13,7 @@ import json
 import pytest
 
 import graphfix
-import graphfix.gradients as gradients
+import graphfix.patch.gradients as gradients
 from graphfix.analysis.gradpath import GradScopes
 from tests.corpus import build
 from tests.helpers import cli
@@ -91,8 +91,8 @@ def test_verify_failure_leaves_no_finding_fixed(src, tmp_path, capsys, monkeypat
 def test_forward_rematch_is_not_fixed(src, tmp_path, capsys, monkeypatch):
     """A fix that leaves the hazard in place (here: every guard replaced by a
     plain copy of the op) is found again by the rules' matching: not fixed."""
-    from graphfix.guards import clone_with
-    from graphfix.passes import Rule
+    from graphfix.engine.guards import clone_with
+    from graphfix.engine.passes import Rule
 
     original = Rule.replace_node
 

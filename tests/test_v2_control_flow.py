@@ -14,9 +14,9 @@ import pytest
 import tensorflow as tf
 
 import graphfix
-from graphfix.model import Model
-from tests.trainutil import assert_finite, train
+from graphfix.core.model import Model
 from tests.corpus.v2flow import V2_CASES, build_v2
+from tests.trainutil import assert_finite, train
 
 UNSAFE = sorted(n for n, b in V2_CASES.items() if b.codes)
 SAFE = sorted(n for n, b in V2_CASES.items() if not b.codes)
@@ -227,8 +227,8 @@ def test_top_level_and_function_hazards_in_one_graph():
 def test_both_gradient_strategies_train_the_same(name, strategy, monkeypatch):
     """The gradient scope of each repaired op alone, or the whole gradient of
     the loss (the fallback): either one trains bit-identically."""
-    import graphfix.funcgrad as funcgrad
-    from graphfix.gradients import FixError
+    import graphfix.patch.funcgrad as funcgrad
+    from graphfix.patch.gradients import FixError
 
     def unavailable(*args, **kwargs):
         raise FixError("strategy disabled by the test")

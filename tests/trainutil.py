@@ -3,46 +3,30 @@ in TensorFlow, compare every variable."""
 import numpy as np
 
 import graphfix
-from graphfix.model import Model
+from graphfix.core.model import Model
+from graphfix.verification.runner import GraphRunner
 
 
-def _import(tf, graph):
-    """Import a GraphDef (import_graph_def) or a MetaGraphDef (import_meta_graph,
-    which restores the while/cond contexts and the collections)."""
+def _model(graph) -> Model:
     if hasattr(graph, "collection_def"):
-        tf.compat.v1.train.import_meta_graph(graph)
-    else:
-        tf.compat.v1.import_graph_def(graph, name="")
+        return Model(kind="meta_graph", text=False, graph_def=graph.graph_def, meta_graph=graph)
+    return Model(kind="graph_def", text=False, graph_def=graph)
 
 
-def train(tf, graph, trains, feeds, init="init"):
-    """Every variable (slots included) after running each train op once per batch."""
-    g = tf.Graph()
-    with g.as_default():
-        _import(tf, graph)
-        read = {}
-        for op in g.get_operations():
-            if op.type == "VariableV2":
-                read[op.name] = op.outputs[0]
-            elif op.type == "VarHandleOp":
-                read[op.name] = tf.raw_ops.ReadVariableOp(resource=op.outputs[0], dtype=op.get_attr("dtype"))
-        ops = [g.get_operation_by_name(t) for t in trains]
-    config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1)
-    with tf.compat.v1.Session(graph=g, config=config) as sess:
-        sess.run(g.get_operation_by_name(init))
-        for feed in feeds:
-            for op in ops:
-                sess.run(op, feed)
-        return sess.run(read)
+def train(tf, graph, trains, feeds):
+    """Every variable (slots included) after running each train op once per
+    batch, with graphfix's graph runner (a MetaGraphDef is imported with its
+    while/cond contexts and collections)."""
+    runner = GraphRunner(_model(graph), [], list(trains), "graph")
+    try:
+        return runner.train_on(feeds)
+    finally:
+        runner.close()
 
 
 def rewrite(graph, select=("GF001",), fixed_count=1, **kw):
     """graphfix.rewrite of a GraphDef or MetaGraphDef; asserts ``fixed_count`` findings were fixed."""
-    if hasattr(graph, "collection_def"):
-        model = Model(kind="meta_graph", text=False, graph_def=graph.graph_def, meta_graph=graph)
-    else:
-        model = Model(kind="graph_def", text=False, graph_def=graph)
-    fixed, report = graphfix.rewrite(model, select=list(select), **kw)
+    fixed, report = graphfix.rewrite(_model(graph), select=list(select), **kw)
     got = [(f.code, f.fixed, f.note) for f in report.findings]
     assert sum(f.fixed for f in report.findings) == fixed_count and not report.remaining, got
     return fixed.meta_graph if fixed.meta_graph is not None else fixed.graph_def

@@ -9,10 +9,9 @@ ops only.
 """
 from __future__ import annotations
 
-from graphfix.analysis.consts import const_value
-from graphfix.analysis.consts import const_scalar
-from graphfix.analysis.guards import strip
+from graphfix.analysis.consts import const_scalar, const_value
 from graphfix.analysis.probability import repairable_at_birth
+from graphfix.analysis.structure import strip
 
 ELEMENTWISE = frozenset({
     "Add", "AddV2", "Sub", "Mul", "RealDiv", "Div", "Neg", "Abs", "Square", "Log", "Log1p", "Exp", "Expm1",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from graphfix.errors import GraphfixError
+from graphfix.core.errors import GraphfixError
 
 DT_FLOAT, DT_DOUBLE, DT_INT32, DT_INT64, DT_BOOL = 1, 2, 3, 9, 10
 DT_BFLOAT16, DT_HALF = 14, 19

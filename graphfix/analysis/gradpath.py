@@ -215,7 +215,7 @@ def _resolve(ir, gp: str, built: str, aliases: dict[str, str]) -> str:
     """The IR node now carrying the op a spliced scope was built for."""
     seen = 0
     name = built
-    while name in aliases and seen < 64:  # renamed in this session (graphfix.gradients records it)
+    while name in aliases and seen < 64:  # renamed in this session (graphfix.patch.gradients records it)
         name = aliases[name]
         seen += 1
     if name in ir:

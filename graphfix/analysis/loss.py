@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 
 from graphfix.analysis.dtypes import FLOAT_TYPES, out_dtype
-from graphfix.errors import GraphfixError
-from graphfix.ir import split_tensor, tensor_name
+from graphfix.analysis.gradpath import spliced_owner
+from graphfix.core.errors import GraphfixError
+from graphfix.core.ir import split_tensor, tensor_name
 
 _SEED = re.compile(r"^(?P<gp>(?:.*/)?gradients(?:_\d+)?)/(?:grad_ys_\d+|Fill)$")
 _NOT_LOSS_OPS = frozenset({"Const", "Placeholder", "PlaceholderWithDefault", "VariableV2", "Variable",
@@ -45,8 +46,6 @@ def _loss_from_consumers(ir, gp: str, seed: str) -> str | None:
     """The loss op is the one whose gradient scope reads the seed.  Identity ops
     have no scope of their own (their gradient is the seed itself), so follow
     single Identity consumers forward to the tensor the user named."""
-    from graphfix.analysis.gradpath import spliced_owner
-
     todo, seen = [dst for dst, _ in ir.consumers(seed)], set()
     while todo:
         dst = todo.pop(0)

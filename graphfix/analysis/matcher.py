@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 
 from graphfix.analysis.consts import const_scalar
-from graphfix.analysis.guards import strip
+from graphfix.analysis.structure import strip
 
 COMMUTATIVE = frozenset({"Add", "AddV2", "Mul", "Maximum", "Minimum", "Equal", "NotEqual", "LogicalAnd",
                          "LogicalOr", "SquaredDifference", "MulNoNan"})

@@ -30,11 +30,13 @@ from __future__ import annotations
 import dataclasses
 
 from graphfix.analysis.absval import ASSUMED, INF, NO, REACHABLE, TOP, AbsVal, join
+from graphfix.analysis.bodies import function_graph
 from graphfix.analysis.consts import const_scalar, const_value
 from graphfix.analysis.dtypes import out_dtype
-from graphfix.analysis.guards import size_source, strip
+from graphfix.analysis.structure import size_source, strip
 from graphfix.analysis.transfer import TRANSFER, unknown
-from graphfix.errors import GraphfixError
+from graphfix.core.errors import GraphfixError
+from graphfix.core.ir import GraphIR
 
 _CMP = {"Greater": ">", "GreaterEqual": ">=", "Less": "<", "LessEqual": "<=", "Equal": "==", "NotEqual": "!="}
 _MIRROR = {">": "<", ">=": "<=", "<": ">", "<=": ">=", "==": "==", "!=": "!="}
@@ -195,9 +197,6 @@ class Numeric:
         joined) analysed with the arguments the op passes — an ``If``'s
         branches under its predicate and its negation.  None when the body
         cannot be read (the op is then unknown)."""
-        from graphfix.functions import function_graph
-        from graphfix.ir import GraphIR
-
         nd = self.ir.node(name)
         lib = {f.signature.name: f for f in self.ir.library.function} if self.ir.library is not None else {}
         tensors = self.ir.inputs(name)

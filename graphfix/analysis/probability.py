@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from graphfix.analysis import ranges
 from graphfix.analysis.consts import const_scalar
-from graphfix.analysis.guards import strip
 from graphfix.analysis.matcher import Pattern, match_any
+from graphfix.analysis.structure import strip
 
 GATHERS = tuple(sorted(ranges.GATHERS))
 _PROB_PASS = ("Identity", "Reshape", "Squeeze", "ExpandDims", "Transpose", "Sum", "Mul", "Max", "Min", "Mean",

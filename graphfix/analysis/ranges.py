@@ -13,13 +13,14 @@ from graphfix.analysis.absval import semantics
 from graphfix.analysis.consts import const_value
 from graphfix.analysis.dtypes import DT_BOOL, out_dtype
 from graphfix.analysis.numeric import Numeric
+from graphfix.core.optypes import VARIABLE_OPS
 
 PASS_THROUGH = frozenset({"Identity", "Snapshot", "StopGradient", "PreventGradient", "Reshape", "Squeeze",
                           "ExpandDims", "Transpose", "Tile", "Switch", "RefSwitch", "Enter", "RefEnter", "Exit",
                           "RefExit", "ReverseV2", "Slice", "StridedSlice", "BroadcastTo", "EnsureShape",
                           "CheckNumerics"})
 GATHERS = frozenset({"Gather", "GatherV2", "GatherNd", "ResourceGather"})
-VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp", "ReadVariableOp"})
+LEARNED_SOURCES = frozenset(VARIABLE_OPS) | {"ReadVariableOp"}  # where a trained value comes from
 RANDOM_OPS = frozenset({"RandomUniform", "RandomStandardNormal", "TruncatedNormal", "RandomUniformInt",
                         "ParameterizedTruncatedNormal", "Multinomial", "RandomShuffle", "RandomGamma",
                         "RandomPoisson", "RandomPoissonV2"})
@@ -87,6 +88,6 @@ class Ranges:
             prov: dict[str, bool] = {}
             for n in ir.topo_order():
                 op = ir.op(n)
-                prov[n] = op in VARIABLE_OPS or op in RANDOM_OPS or any(prov.get(s, True) for s, _ in ir.inputs(n))
+                prov[n] = op in LEARNED_SOURCES or op in RANDOM_OPS or any(prov.get(s, True) for s, _ in ir.inputs(n))
             self._prov = prov
         return self._prov

@@ -17,8 +17,22 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from graphfix.analysis.absval import ASSUMED, INF, INT_LIMITS, NO, REACHABLE, TOP, AbsVal, exact, fl, interval, \
-    join, outward, semantics, top_for
+from graphfix.analysis.absval import (
+    ASSUMED,
+    INF,
+    INT_LIMITS,
+    NO,
+    REACHABLE,
+    TOP,
+    AbsVal,
+    exact,
+    fl,
+    interval,
+    join,
+    outward,
+    semantics,
+    top_for,
+)
 
 # ---------------------------------------------------------------- helpers
 
@@ -584,7 +598,8 @@ def reduce_prod(ev, name, ins) -> AbsVal:
         lo = 0.0 if x.lo < 1 else x.lo
         hi = x.hi if x.hi <= 1 else INF
         zero = REACHABLE if x.zero == REACHABLE else ASSUMED if lo == 0 else NO
-        return AbsVal(lo=lo, hi=hi, zero=zero, nan=x.nan, inf=x.inf, empty=x.empty and ev.keeps_empty(name) is not False,
+        return AbsVal(lo=lo, hi=hi, zero=zero, nan=x.nan, inf=x.inf,
+                      empty=x.empty and ev.keeps_empty(name) is not False,
                       data=x.data and hi == INF, learned=x.learned and hi == INF)
     return unknown(ev, name, ins)
 
@@ -782,7 +797,8 @@ _SAME = ("Identity", "Snapshot", "StopGradient", "PreventGradient", "Reshape", "
          "ReverseSequence", "DebugIdentity", "ParallelConcat", "TensorScatterUpdate",
          "MirrorPad", "Roll", "ScatterNd", "SegmentMax", "SegmentMin", "UnsortedSegmentMax", "UnsortedSegmentMin",
          "Bitcast")
-_UNKNOWN = ("LRN", "FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3", "Conv2D", "Conv3D", "DepthwiseConv2dNative", "Conv2DBackpropInput",
+_UNKNOWN = ("LRN", "FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3", "Conv2D", "Conv3D",
+            "DepthwiseConv2dNative", "Conv2DBackpropInput",
             "Conv2DBackpropFilter", "Einsum", "Atan2", "Cos", "Sin", "Tan", "Lgamma", "Digamma", "BiasAddGrad",
             "ResizeBilinear", "Cumprod", "SegmentSum", "UnsortedSegmentSum", "SparseSegmentSum",
             "SparseSegmentMean", "SparseSegmentSqrtN", "DynamicStitch", "ParallelDynamicStitch", "Xdivy", "FloorMod",
@@ -825,7 +841,8 @@ TRANSFER.update({
     "Gather": gather, "GatherV2": gather, "GatherNd": gather, "Fill": fill, "OneHot": one_hot, "Pad": pad, "PadV2": pad,
     "Where": where_indices, "DynamicPartition": dynamic_partition, "ListDiff": set_diff,
     "Unique": unique, "UniqueV2": unique, "UniqueWithCounts": unique, "TopKV2": top_k, "Range": range_,
-    "MatMul": matmul, "BatchMatMul": matmul, "BatchMatMulV2": matmul, "BatchMatMulV3": matmul, "Softmax": softmax, "LogSoftmax": log_softmax,
+    "MatMul": matmul, "BatchMatMul": matmul, "BatchMatMulV2": matmul, "BatchMatMulV3": matmul,
+    "Softmax": softmax, "LogSoftmax": log_softmax,
     "SoftmaxCrossEntropyWithLogits": xent, "SparseSoftmaxCrossEntropyWithLogits": xent,
     "Merge": merge, "RefMerge": merge, "Switch": switch, "RefSwitch": switch, "IdentityN": identity_n,
     "If": functional_call, "StatelessIf": functional_call, "PartitionedCall": functional_call,

@@ -276,17 +276,19 @@ def scope_vars(scope: str):
 
 
 # Register the families (import order is irrelevant; names are unique).
-from . import detection  # noqa: E402,F401
-from . import multitask  # noqa: E402,F401
-from . import seq2seq  # noqa: E402,F401
-from . import entropy  # noqa: E402,F401
-from . import where_grad  # noqa: E402,F401
-from . import metric  # noqa: E402,F401
-from . import embedding  # noqa: E402,F401
-from . import gan  # noqa: E402,F401
-from . import softmax_ce  # noqa: E402,F401
-from . import masked  # noqa: E402,F401
-from . import safe  # noqa: E402,F401
-from . import stable_forms  # noqa: E402,F401
-from . import reach  # noqa: E402,F401
-from . import chained  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    chained,
+    detection,
+    embedding,
+    entropy,
+    gan,
+    masked,
+    metric,
+    multitask,
+    reach,
+    safe,
+    seq2seq,
+    softmax_ce,
+    stable_forms,
+    where_grad,
+)

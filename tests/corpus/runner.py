@@ -1,11 +1,11 @@
 """Run a corpus case (original or rewritten GraphDef) in TensorFlow.
 
-``run_case`` imports a GraphDef into a fresh ``tf.Graph`` with
-``import_graph_def(gd, name="")``, runs the case's ``init`` op, and returns the
-loss, the gradients of the loss w.r.t. every trainable variable (built with
-``tf.compat.v1.gradients`` on the imported graph), and the variable values
-before and after ``steps`` runs of the train op.  It is the common yardstick
-to compare an original graph with the graph graphfix wrote.
+``run_case`` runs a case through graphfix's own graph runner
+(:class:`graphfix.verification.runner.GraphRunner`, the one ``graphfix
+verify`` uses): the loss, the gradients of the loss w.r.t. every variable of
+the case, and the variable values before and after ``steps`` runs of the train
+op.  It is the common yardstick to compare an original graph with the graph
+graphfix wrote.
 """
 
 from __future__ import annotations
@@ -13,21 +13,11 @@ from __future__ import annotations
 from typing import Mapping
 
 import numpy as np
-import tensorflow as tf
+
+from graphfix.core.model import Model
+from graphfix.verification.runner import GraphRunner
 
 from . import Case
-
-_REF_VARIABLE_OPS = ("VariableV2", "Variable")
-_RESOURCE_VARIABLE_OPS = ("VarHandleOp",)
-
-
-def _session_config() -> tf.compat.v1.ConfigProto:
-    # One thread each: the graphs are tiny, and reductions become run-to-run
-    # reproducible, which makes original-vs-fixed comparisons exact.
-    return tf.compat.v1.ConfigProto(
-        intra_op_parallelism_threads=1,
-        inter_op_parallelism_threads=1,
-    )
 
 
 def _resolve_feeds(case: Case, feeds) -> dict[str, np.ndarray]:
@@ -39,22 +29,6 @@ def _resolve_feeds(case: Case, feeds) -> dict[str, np.ndarray]:
             return case.feeds_trigger
         raise ValueError(f"feeds must be a dict, 'normal' or 'trigger', not {feeds!r}")
     return dict(feeds)
-
-
-def _variable_reader(graph: tf.Graph, var_name: str):
-    """Return (x_for_gradients, value_tensor) for a variable node name."""
-    op = graph.get_operation_by_name(var_name)
-    handle = op.outputs[0]
-    if op.type in _REF_VARIABLE_OPS:
-        # Fetching the ref output returns the current value; gradients flow
-        # back to it through the ``<var>/read`` Identity.
-        return handle, handle
-    if op.type in _RESOURCE_VARIABLE_OPS:
-        dtype = tf.dtypes.as_dtype(op.get_attr("dtype"))
-        with graph.name_scope("corpus_runner/"):
-            value = tf.raw_ops.ReadVariableOp(resource=handle, dtype=dtype, name=var_name.replace("/", "_"))
-        return handle, value
-    raise TypeError(f"{var_name} is a {op.type} node, not a variable")
 
 
 def run_case(
@@ -71,8 +45,9 @@ def run_case(
     Args:
       case: the corpus case (names of loss, train op, init op, variables).
       graph_def: GraphDef to import; default ``case.graph_def``.
-      feeds: a feed dict (placeholder tensor name -> array), or ``"normal"``
-        (default) / ``"trigger"`` for the case's own feeds.
+      feeds: a feed dict (tensor name -> array; a case may feed an
+        intermediate tensor too), or ``"normal"`` (default) / ``"trigger"`` for
+        the case's own feeds.
       steps: how many times to run the train op after computing loss and
         gradients (ignored for forward-only cases).
       loss / train_op: override the names stored in the case.
@@ -93,49 +68,20 @@ def run_case(
     train_name = train_op if train_op is not None else case.train_op
     steps = int(steps) if train_name else 0
 
-    graph = tf.Graph()
-    with graph.as_default():
-        tf.compat.v1.import_graph_def(gd, name="")
-        loss_t = graph.get_tensor_by_name(loss_name)
-        xs, values = [], []
-        for name in case.variables:
-            x, value = _variable_reader(graph, name)
-            xs.append(x)
-            values.append(value)
-        with graph.name_scope("corpus_runner/"):
-            raw_grads = tf.compat.v1.gradients(loss_t, xs, name="corpus_runner_gradients")
-        grads = []
-        for g in raw_grads:
-            if isinstance(g, tf.IndexedSlices):
-                g = tf.convert_to_tensor(g)
-            grads.append(g)
-        init = graph.get_operation_by_name(case.init_op)
-        train = graph.get_operation_by_name(train_name) if train_name else None
-        feed_dict = {graph.get_tensor_by_name(k): v for k, v in feed_values.items()}
-
-    fetch_grads = [g for g in grads if g is not None]
-    with tf.compat.v1.Session(graph=graph, config=_session_config()) as sess:
-        sess.run(init)
-        init_values = sess.run(values)
-        loss_value, grad_values = sess.run([loss_t, fetch_grads], feed_dict)
-        for _ in range(steps):
-            sess.run(train, feed_dict)
-        if steps:
-            after_values = sess.run(values)
-            loss_after = float(sess.run(loss_t, feed_dict))
-        else:
-            after_values = init_values
-            loss_after = None
-
-    grad_iter = iter(grad_values)
-    grad_dict = {}
-    for name, g, v in zip(case.variables, grads, init_values):
-        grad_dict[name] = np.zeros_like(v) if g is None else np.asarray(next(grad_iter))
+    model = Model(kind="graph_def", text=False, graph_def=gd)
+    runner = GraphRunner(model, [loss_name], [train_name] if steps else [], case.name)
+    try:
+        init_values = runner.state()
+        ex = runner.execute(feed_values, init_values, steps, placeholders_only=False)
+        loss_after = float(runner.losses(feed_values, placeholders_only=False)[loss_name]) if steps else None
+    finally:
+        runner.close()
+    grads = {name: ex.grads.get(f"{loss_name} / {name}") for name in case.variables}
     return {
-        "loss": float(loss_value),
-        "grads": grad_dict,
-        "init_variables": dict(zip(case.variables, init_values)),
-        "variables": dict(zip(case.variables, after_values)),
+        "loss": float(ex.loss[loss_name]),
+        "grads": {name: np.zeros_like(init_values[name]) if g is None else g for name, g in grads.items()},
+        "init_variables": {name: init_values[name] for name in case.variables},
+        "variables": {name: ex.variables[name] for name in case.variables},
         "loss_after": loss_after,
         "steps": steps,
     }

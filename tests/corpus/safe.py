@@ -9,8 +9,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from . import Built, dense, placeholder, register, scope_vars
-from . import detection, embedding, entropy, gan, seq2seq, softmax_ce
+from . import Built, dense, detection, embedding, entropy, gan, placeholder, register, scope_vars, seq2seq, softmax_ce
 
 # --- tf.compat.v1.losses with weights ---------------------------------------
 

@@ -99,7 +99,7 @@ def cases(tf):
 
 def measure():
     import graphfix
-    from graphfix.tfimport import tf as load_tf
+    from graphfix.core.tfimport import tf as load_tf
 
     tf = load_tf()
     tf.compat.v1.disable_eager_execution()
