@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import math
 
-from graphfix.analysis.dtypes import is_float
 from graphfix.analysis.structure import clamped_after
-from graphfix.engine.guards import clone_with
+from graphfix.engine.guards import clamp_first_input
 from graphfix.engine.passes import Rule
 
 # A little under log(max finite) per dtype: exp() stays finite below it.
@@ -50,15 +49,12 @@ class ExpOverflow(Rule):
     safety = "unsafe"
     summary = "exp of an unbounded value can overflow to inf (report; clamp with --unsafe-fixes)"
     guards = ("clamp",)
+    needs = "loss"
 
     def match(self, ctx):
         ir, facts = ctx.ir, ctx.facts
         res = []
-        if not facts.losses:
-            return res  # report-only: only where a loss is known (not in an inference graph)
-        for name in facts.nodes_of("Exp"):
-            if not is_float(ir, name) or not facts.feeds_loss(name):
-                continue
+        for name in self.sites(ctx, "Exp"):
             x = ir.input(name, 0)
             # A where that keeps the exp's argument small (GF003's) covers it; a
             # mask (GF006) does not: the kept elements can still overflow.
@@ -74,13 +70,6 @@ class ExpOverflow(Rule):
         return res
 
     def fix(self, ctx, finding):
-        ir = ctx.ir
         node = finding.node
-        x_t = ir.input(node, 0)
-
-        def build(b):
-            x = b.input(x_t)
-            limit = b.tf.constant(LIMIT.get(x.dtype.as_datatype_enum, 88.0), x.dtype, name="limit")
-            return clone_with(b, node, {0: b.tf.minimum(x, limit, name="clamped")})[0]
-
-        return self.replace_node(ctx, node, build)
+        return self.replace_node(ctx, node, lambda b: clamp_first_input(
+            b, node, lambda dtype: LIMIT.get(dtype, 88.0), upper=True, bound_name="limit"))

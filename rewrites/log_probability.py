@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from graphfix.analysis.cones import guarded_elsewhere
-from graphfix.analysis.dtypes import TINY, is_float
+from graphfix.analysis.dtypes import TINY
 from graphfix.analysis.probability import (
     log_group,
     pattern,
@@ -55,9 +55,7 @@ class LogProbability(Rule):
         ir, facts = ctx.ir, ctx.facts
         res = []
         covered = None
-        for name in facts.nodes_of("Log"):
-            if not is_float(ir, name) or not facts.feeds_loss(name):
-                continue
+        for name in self.sites(ctx, "Log"):
             p = ir.input(name, 0)
             if facts.ranges.positive(p):
                 continue

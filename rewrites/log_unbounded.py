@@ -4,9 +4,9 @@ from __future__ import annotations
 import math
 
 from graphfix.analysis.absval import NO
-from graphfix.analysis.dtypes import TINY, is_float
+from graphfix.analysis.dtypes import TINY
 from graphfix.analysis.structure import clamped_after
-from graphfix.engine.guards import clone_with
+from graphfix.engine.guards import clamp_first_input
 from graphfix.engine.passes import Rule
 
 
@@ -44,17 +44,14 @@ class LogUnbounded(Rule):
     safety = "unsafe"
     summary = "log of a value with no lower bound (report; clamp with --unsafe-fixes)"
     guards = ("clamp",)
+    needs = "loss"
 
     def match(self, ctx):
         ir, facts = ctx.ir, ctx.facts
         r = facts.ranges
         res = []
-        if not facts.losses:
-            return res  # report-only: only where a loss is known (not in an inference graph)
-        for name in facts.nodes_of("Log", "Log1p"):
+        for name in self.sites(ctx, "Log", "Log1p"):
             op = ir.op(name)
-            if not is_float(ir, name) or not facts.feeds_loss(name):
-                continue
             x = ir.input(name, 0)
             # A where (GF003) keeps the argument in its domain; a mask (GF006)
             # only removes the masked-out elements, so the rest still counts.
@@ -78,15 +75,11 @@ class LogUnbounded(Rule):
         return res
 
     def fix(self, ctx, finding):
-        ir = ctx.ir
         node = finding.node
-        x_t = ir.input(node, 0)
-        op = ir.op(node)
+        log1p = ctx.ir.op(node) != "Log"
 
-        def build(b):
-            x = b.input(x_t)
-            tiny = TINY.get(x.dtype.as_datatype_enum, 1e-37)
-            floor = b.tf.constant(tiny if op == "Log" else -1.0 + 1e-7, x.dtype, name="floor")
-            return clone_with(b, node, {0: b.tf.maximum(x, floor, name="clamped")})[0]
+        def floor(dtype):
+            return -1.0 + 1e-7 if log1p else TINY.get(dtype, 1e-37)
 
-        return self.replace_node(ctx, node, build)
+        return self.replace_node(ctx, node, lambda b: clamp_first_input(
+            b, node, floor, upper=False, bound_name="floor"))

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import networkx as nx
 
-from graphfix.analysis.dtypes import is_float
 from graphfix.analysis.matcher import Pattern, match
 from graphfix.analysis.structure import strip
 from graphfix.engine.passes import Rule
@@ -58,15 +57,12 @@ class MaskedMean(Rule):
     safety = "unsafe"
     summary = "reduce_mean(where(mask, x, 0)) averages over the masked-out zeros too (report; fix with --unsafe-fixes)"
     guards = ("masked-mean",)
+    needs = "loss"
 
     def match(self, ctx):
         ir, facts = ctx.ir, ctx.facts
         res = []
-        if not facts.losses:
-            return res  # report-only: only where a loss is known
-        for name in facts.nodes_of("Mean"):
-            if not is_float(ir, name) or not facts.feeds_loss(name):
-                continue
+        for name in self.sites(ctx, "Mean"):
             m = match(ir, MASKED_MEAN, name)
             if m is None or facts.numeric.scalar(m["zero"]) != 0.0:
                 continue

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from graphfix.analysis.cones import mask_sites
-from graphfix.analysis.dtypes import is_float
 from graphfix.engine.guards import clone_with, sanitize
 from graphfix.engine.passes import Rule
 
@@ -42,15 +41,12 @@ class MaskedTerm(Rule):
     safety = "safe"
     summary = "mask * term where the term is undefined exactly where the mask is 0 (0 * inf = NaN)"
     guards = ("where",)
+    needs = "gradient"
 
     def match(self, ctx):
         ir, facts = ctx.ir, ctx.facts
         res = []
-        if not facts.gradient_taken:
-            return res  # reported where a gradient is taken (noise policy, as GF003/GF004)
-        for name in facts.nodes_of("Mul"):
-            if not is_float(ir, name) or not facts.feeds_loss(name):
-                continue
+        for name in self.sites(ctx, "Mul"):
             found = [(w, t, [s for s in sites if s[0] not in ctx.covered])
                      for w, t, sites in mask_sites(ir, facts, name)]
             found = [f for f in found if f[2]]  # a site GF003's double where covers is not counted twice

@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 from graphfix.analysis.consts import const_scalar
-from graphfix.analysis.dtypes import is_float
-from graphfix.analysis.structure import strip
+from graphfix.analysis.structure import search_up, strip
 from graphfix.engine.guards import clone_with
 from graphfix.engine.passes import Rule
 
@@ -16,19 +15,12 @@ _SUMS = frozenset({"Sum", "Mean", "Add", "AddV2", "AddN", "Identity", "Reshape",
 
 def _sum_of_squares(ir, t) -> bool:
     """``t`` sums squares (``reduce_sum(square(a - b))``, ``x * x``, a mean of them)."""
-    todo, seen = [strip(ir, t)], set()
-    while todo:
-        cur = todo.pop()
-        if cur in seen:
-            continue
-        seen.add(cur)
-        op = ir.op(cur[0])
-        ins = ir.inputs(cur[0])
+    def step(op, ins):
         if op in _SQUARES or (op == "Mul" and len(ins) == 2 and strip(ir, ins[0]) == strip(ir, ins[1])):
             return True
-        if op in _SUMS:
-            todo.extend(strip(ir, x) for x in (ins if op.startswith("Add") else ins[:1]))
-    return False
+        return (ins if op.startswith("Add") else ins[:1]) if op in _SUMS else ()
+
+    return search_up(ir, t, step)
 
 
 def _sqrt_of_exp(ir, facts, name) -> bool:
@@ -92,16 +84,15 @@ class SafeNorm(Rule):
     safety = "safe"
     summary = "sqrt/norm of a value that can be exactly 0 has an infinite (NaN) gradient"
     guards = ("where",)
+    needs = "gradient"
 
     def match(self, ctx):
         ir, facts = ctx.ir, ctx.facts
         r = facts.ranges
         res = []
-        if not facts.gradient_taken:
-            return res  # a gradient-only hazard
-        for name in facts.nodes_of(*ROOTS):
+        for name in self.sites(ctx, *ROOTS):
             op = ir.op(name)
-            if not is_float(ir, name) or not facts.feeds_loss(name) or not facts.on_gradient_path(name):
+            if not facts.on_gradient_path(name):
                 continue
             if op == "Pow" and not _fractional_pow(ir, name):
                 continue

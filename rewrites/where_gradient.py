@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from graphfix.analysis.cones import where_sites
-from graphfix.analysis.dtypes import is_float
 from graphfix.engine.guards import clone_with, sanitize
 from graphfix.engine.passes import Rule
 
@@ -52,15 +51,12 @@ class WhereGradient(Rule):
     safety = "safe"
     summary = "tf.where over log/sqrt/div/pow/exp of discarded elements gives NaN gradients"
     guards = ("where",)
+    needs = "gradient"
 
     def match(self, ctx):
         ir, facts = ctx.ir, ctx.facts
         res = []
-        if not facts.gradient_taken:
-            return res  # a gradient-only hazard: nothing differentiates this graph
-        for name in facts.nodes_of("Select", "SelectV2"):
-            if not is_float(ir, name) or not facts.feeds_loss(name):
-                continue
+        for name in self.sites(ctx, "Select", "SelectV2"):
             found = where_sites(ir, facts, name)
             if not found:
                 continue

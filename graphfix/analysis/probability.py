@@ -6,7 +6,7 @@ from __future__ import annotations
 from graphfix.analysis import ranges
 from graphfix.analysis.consts import const_scalar
 from graphfix.analysis.matcher import Pattern, match_any
-from graphfix.analysis.structure import strip
+from graphfix.analysis.structure import search_up
 
 GATHERS = tuple(sorted(ranges.GATHERS))
 _PROB_PASS = ("Identity", "Reshape", "Squeeze", "ExpandDims", "Transpose", "Sum", "Mul", "Max", "Min", "Mean",
@@ -40,22 +40,16 @@ def pattern(ir, log: str):
 def probability_like(ir, t) -> bool:
     """``t`` is a probability computed by Softmax/Sigmoid (possibly gathered,
     summed, multiplied, selected or ``1 - p``)."""
-    todo, seen = [strip(ir, t)], set()
-    while todo:
-        cur = todo.pop()
-        if cur in seen:
-            continue
-        seen.add(cur)
-        op = ir.op(cur[0])
+    def step(op, ins):
         if op in ("Softmax", "Sigmoid"):
             return True
-        ins = ir.inputs(cur[0])
         if op == "Sub" and const_scalar(ir, ins[0]) == 1.0:
-            todo.append(strip(ir, ins[1]))
-        elif op in _PROB_PASS:
-            nxt = ins[1:3] if op.startswith("Select") else ins[:2] if op == "Mul" else ins[:1]
-            todo.extend(strip(ir, x) for x in nxt)
-    return False
+            return ins[1:2]
+        if op in _PROB_PASS:
+            return ins[1:3] if op.startswith("Select") else ins[:2] if op == "Mul" else ins[:1]
+        return ()
+
+    return search_up(ir, t, step)
 
 
 def restructurable(ir, facts, group) -> bool:

@@ -33,3 +33,20 @@ def clamped_after(ir, name: str) -> bool:
     """Every consumer of ``name`` clips or min/maxes it right away."""
     cons = ir.consumers(name)
     return bool(cons) and all(ir.op(dst) in ("Minimum", "Maximum", "ClipByValue") for dst, _ in cons)
+
+
+def search_up(ir, t: tuple[str, int], step) -> bool:
+    """Walk up the producers of ``t`` (Identity-like ops skipped), each tensor
+    once: ``step(op, inputs)`` of a producer returns True when it is what is
+    looked for, else the input tensors to follow (possibly none)."""
+    todo, seen = [strip(ir, t)], set()
+    while todo:
+        cur = todo.pop()
+        if cur in seen:
+            continue
+        seen.add(cur)
+        nxt = step(ir.op(cur[0]), ir.inputs(cur[0]))
+        if nxt is True:
+            return True
+        todo.extend(strip(ir, x) for x in nxt)
+    return False

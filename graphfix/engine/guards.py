@@ -32,6 +32,15 @@ def clone_with(b, node, replace: dict):
     return b.clone(node, ins)
 
 
+def clamp_first_input(b, node, bound, *, upper: bool, bound_name: str):
+    """``node`` again on its first input clamped: at most ``bound(dtype)``
+    (``upper``) or at least it; ``dtype`` is the input's DataType enum."""
+    x = b.input(b.ir.input(node, 0))
+    c = b.tf.constant(bound(x.dtype.as_datatype_enum), x.dtype, name=bound_name)
+    clamped = b.tf.minimum(x, c, name="clamped") if upper else b.tf.maximum(x, c, name="clamped")
+    return clone_with(b, node, {0: clamped})[0]
+
+
 def div_no_nan(node: str):
     """A build function turning division ``node`` (``RealDiv``/``Div``, or
     ``Reciprocal``/``Inv``) into ``DivNoNan`` on the same operands."""

@@ -14,6 +14,7 @@ import inspect
 import time
 
 from graphfix.analysis import Facts
+from graphfix.analysis.dtypes import is_float
 from graphfix.core import tfimport
 from graphfix.core.errors import FixError
 from graphfix.core.findings import Finding
@@ -34,12 +35,24 @@ class Rule:
     summary = ""
     guards: tuple[str, ...] = ("where",)
     default = True  # in the default rule set (False: only when --select names it)
+    # Noise policy: "gradient" — a gradient-only hazard, looked for only where
+    # a gradient is taken; "loss" — a report-only rule, only where a loss is
+    # known (not in an inference graph); None — everywhere.
+    needs: str | None = None
 
     def match(self, ctx: "Context") -> list[Finding]:
         raise NotImplementedError
 
     def fix(self, ctx: "Context", finding: Finding) -> list[str]:
         raise NotImplementedError
+
+    def sites(self, ctx, *ops: str) -> list[str]:
+        """The float nodes of these op types that feed a loss, in graph order;
+        none where the rule's noise policy (:attr:`needs`) keeps it quiet."""
+        facts = ctx.facts
+        if (self.needs == "loss" and not facts.losses) or (self.needs == "gradient" and not facts.gradient_taken):
+            return []
+        return [n for n in facts.nodes_of(*ops) if is_float(ctx.ir, n) and facts.feeds_loss(n)]
 
     def finding(self, ctx, node: str, message: str, **kw) -> Finding:
         return Finding(code=self.code, rule=self.name, node=node, op=ctx.ir.op(node), message=message,
