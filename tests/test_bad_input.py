@@ -425,18 +425,6 @@ def test_output_over_2gb_is_refused_not_written(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
-def test_arity_table_matches_tensorflow(tf):
-    from tensorflow.python.framework import op_def_registry
-
-    from graphfix.core.arity import ARITY
-
-    for op, n in ARITY.items():
-        op_def = op_def_registry.get(op)
-        assert op_def is not None, op
-        assert not any(a.number_attr or a.type_list_attr for a in op_def.input_arg), op
-        assert len(op_def.input_arg) == n, op
-
-
 # ---------------------------------------------------------------- custom-op libraries
 
 _OP_SOURCE = r"""

@@ -4,27 +4,15 @@ a functional ``If``/``PartitionedCall`` through it, and the rules check each
 body on it (:mod:`graphfix.engine.functions`).
 
 No TensorFlow import: the function's ``node:output_arg:index`` inputs are
-mapped to flat output indices with a small table of ops that have several
-output args (enough for the analyses, which only need the data flow).
+mapped to flat output indices with the registry's table of ops that have
+several output args (:data:`graphfix.core.optables.OUTPUT_ARGS`).
 """
 from __future__ import annotations
 
 from graphfix.analysis.funclib import reachable
+from graphfix.core.optables import OUTPUT_ARGS
 from graphfix.core.tfimport import protos
 
-# Ops with several output args: their names in order (each of size 1).
-_OUTPUT_ARGS = {
-    "Switch": ("output_false", "output_true"), "RefSwitch": ("output_false", "output_true"),
-    "Merge": ("output", "value_index"), "RefMerge": ("output", "value_index"),
-    "Unique": ("y", "idx"), "UniqueV2": ("y", "idx"), "UniqueWithCounts": ("y", "idx", "count"),
-    "ListDiff": ("out", "idx"), "TopKV2": ("values", "indices"), "TopK": ("values", "indices"),
-    "SoftmaxCrossEntropyWithLogits": ("loss", "backprop"),
-    "SparseSoftmaxCrossEntropyWithLogits": ("loss", "backprop"),
-    "FusedBatchNorm": ("y", "batch_mean", "batch_variance", "reserve_space_1", "reserve_space_2"),
-    "FusedBatchNormV2": ("y", "batch_mean", "batch_variance", "reserve_space_1", "reserve_space_2"),
-    "FusedBatchNormV3": ("y", "batch_mean", "batch_variance", "reserve_space_1", "reserve_space_2",
-                         "reserve_space_3"),
-}
 
 def reachable_functions(graph_def) -> list:
     """FunctionDefs the graph's nodes call (through func attrs or as ops), transitively, in library order."""
@@ -42,7 +30,7 @@ def _flat(ref: str, ops: dict[str, str]) -> str:
     parts = ref.split(":")
     if len(parts) == 3 and parts[2].isdigit():
         node, arg, idx = parts[0], parts[1], int(parts[2])
-        args = _OUTPUT_ARGS.get(ops.get(node, ""), ())
+        args = OUTPUT_ARGS.get(ops.get(node, ""), ())
         offset = args.index(arg) if arg in args else 0
         flat = offset + idx
         return node if flat == 0 else f"{node}:{flat}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from graphfix.core.errors import GraphfixError
+from graphfix.core.optables import BOOL_OUTPUT
 
 DT_FLOAT, DT_DOUBLE, DT_INT32, DT_INT64, DT_BOOL = 1, 2, 3, 9, 10
 DT_BFLOAT16, DT_HALF = 14, 19
@@ -17,10 +18,6 @@ REF_OFFSET = 100
 # The smallest normal value per float dtype (a clamp floor that stays finite under log).
 TINY = {1: np.finfo(np.float32).tiny, 2: np.finfo(np.float64).tiny, 19: np.finfo(np.float16).tiny,
         14: np.finfo(np.float32).tiny}
-
-BOOL_OPS = frozenset({"Less", "LessEqual", "Greater", "GreaterEqual", "Equal", "NotEqual", "LogicalAnd",
-                      "LogicalOr", "LogicalNot", "IsFinite", "IsNan", "IsInf", "All", "Any",
-                      "IsVariableInitialized", "VarIsInitializedOp", "InTopK", "InTopKV2"})
 
 # Ops whose element type is their required ``T`` attr: without it (a malformed
 # graph TensorFlow would reject) a rule cannot tell a float term from another.
@@ -40,7 +37,7 @@ def out_dtype(ir, name: str, out: int = 0) -> int | None:
     n = ir.node(name)
     op = n.op
     a = n.attr
-    if op in BOOL_OPS:
+    if op in BOOL_OUTPUT:
         return DT_BOOL
     if op == "Where":
         return DT_INT64

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import networkx as nx
 
-from graphfix.core.arity import ARITY
 from graphfix.core.errors import GraphfixError
+from graphfix.core.optables import ARITY
 
 
 def parse_input(s: str) -> tuple[str, int, bool]:
