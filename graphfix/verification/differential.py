@@ -266,81 +266,11 @@ def verify(original, fixed, feeds=None, losses=None, trials: int = 3, steps: int
         state0 = a.state()
         if b.var_names:
             b.set_state(state0)
-
-        # ---- normal feeds
-        normal, accepted, first = [], [], None
-        n_trials = 1 if given is not None else trials
-        free = [p for p in phs if given is None or p.name not in given]  # placeholders verify draws
-        plan_ok = None
-        for trial in range(n_trials):
-            ex_a = feed = None
-            errors = []
-            for plan in feeds_mod.normal_plans(free, plan_ok):
-                feed = feeds_mod.normal_feed(free, seed=trial, plan=plan)
-                if given is not None:
-                    feed.update(given)
-                try:
-                    ex = a.execute(feed, state0, steps)
-                except RunError as e:
-                    errors.append(f"original fails: {e}")
-                    continue
-                bad = nonfinite_parts(ex)
-                if bad:
-                    errors.append("original non-finite: " + "; ".join(bad))
-                    continue
-                ex_a, plan_ok = ex, plan
-                how = feeds_mod.describe_plan(plan)
-                label = "--feeds" if given is not None and not free else \
-                    f"{'--feeds + ' if given is not None else ''}random feed (seed {trial}{'; ' + how if how else ''})"
-                break
-            if ex_a is None:
-                if given is not None:
-                    raise GraphfixError("the original graph is not finite or fails on --feeds, so they are not "
-                                        f"normal feeds: {errors[-1] if errors else ''}")
-                notes.append(f"random feed (seed {trial}) skipped: {errors[-1] if errors else ''}")
-                continue
-            accepted.append(feed)
-            if first is None:
-                first = ex_a
-            try:
-                ex_b = b.execute(feed, state0, steps)
-            except RunError as e:
-                normal.append({"feed": label, "agree": False, "bit_identical": False, "max_abs": float("inf"),
-                               "max_rel": float("inf"), "mismatched": [f"fixed graph fails: {e}"]})
-                continue
-            cmp = compare(ex_a, ex_b, rtol=RTOL, atol=ATOL)
-            normal.append({"feed": label, "agree": not cmp.mismatched, "bit_identical": cmp.bit_identical,
-                           "max_abs": cmp.max_abs, "max_rel": cmp.max_rel, "mismatched": cmp.mismatched})
-        if not accepted:
-            raise GraphfixError("cannot make a normal feed: the original graph is not finite (or fails) on every "
-                                f"random feed tried ({notes[-1].split(': ', 1)[-1] if notes else ''}); "
-                                "pass one with --feeds FILE.npz")
+        normal, accepted, first = _normal_runs(a, b, phs, given, trials, steps, state0, notes)
         counts = {"loss": len(first.loss), "grads": len(first.grads), "applied": len(first.applied),
                   "variables": len(first.variables)}
-
-        # ---- trigger feeds
-        trigger = []
         relevant = _relevant_placeholders(original, report.findings, phs)
-        for cand in feeds_mod.trigger_candidates(accepted[0], relevant):
-            entry = {"feed": cand.name, "original_triggers": False, "original": [], "fixed_finite": False,
-                     "fixed": []}
-            try:
-                ex = a.execute(cand.feed, state0, steps)
-                entry["original"] = nonfinite_parts(ex)
-                entry["original_triggers"] = bool(entry["original"])
-            except RunError as e:
-                entry["original_error"] = f"fails: {e}"
-                # CheckNumerics / a NaN histogram is the hazard firing; any other
-                # error (an index -1 out of range, …) means the input is not valid.
-                entry["original_triggers"] = _is_numeric_error(str(e))
-                entry["skipped"] = not entry["original_triggers"]
-            try:
-                ex = b.execute(cand.feed, state0, steps)
-                entry["fixed"] = nonfinite_parts(ex)
-                entry["fixed_finite"] = not entry["fixed"]
-            except RunError as e:
-                entry["fixed_error"] = f"fails: {e}"
-            trigger.append(entry)
+        trigger = _trigger_runs(a, b, feeds_mod.trigger_candidates(accepted[0], relevant), state0, steps)
         if report.findings and relevant and not any(t["original_triggers"] for t in trigger):
             notes.append(f"none of the {len(trigger)} trigger candidates makes the original non-finite, so the "
                          "repair is not exercised; pass triggering inputs with --feeds to check them")
@@ -353,6 +283,91 @@ def verify(original, fixed, feeds=None, losses=None, trials: int = 3, steps: int
         counts=counts, normal=normal, trigger=trigger,
         findings=[f"{f.code} {f.node}" for f in report.findings],
         remaining=[f"{f.code} {f.node}" for f in fixed_report.findings], notes=notes)
+
+
+def _first_normal(a, free, given, trial: int, plan_ok, state0, steps):
+    """The first feed plan (from ``plan_ok`` on) on which the original runs
+    and is finite: ``(execution, feed, plan, label, errors)``; execution None
+    when every plan failed."""
+    errors = []
+    for plan in feeds_mod.normal_plans(free, plan_ok):
+        feed = feeds_mod.normal_feed(free, seed=trial, plan=plan)
+        if given is not None:
+            feed.update(given)
+        try:
+            ex = a.execute(feed, state0, steps)
+        except RunError as e:
+            errors.append(f"original fails: {e}")
+            continue
+        bad = nonfinite_parts(ex)
+        if bad:
+            errors.append("original non-finite: " + "; ".join(bad))
+            continue
+        how = feeds_mod.describe_plan(plan)
+        label = "--feeds" if given is not None and not free else \
+            f"{'--feeds + ' if given is not None else ''}random feed (seed {trial}{'; ' + how if how else ''})"
+        return ex, feed, plan, label, errors
+    return None, None, plan_ok, "", errors
+
+
+def _normal_runs(a, b, phs, given, trials: int, steps: int, state0, notes: list[str]):
+    """Both graphs on normal feeds (``given``, else ``trials`` random ones on
+    which the original is finite): ``(rows, feeds used, first execution)``."""
+    normal, accepted, first = [], [], None
+    free = [p for p in phs if given is None or p.name not in given]  # placeholders verify draws
+    plan_ok = None
+    for trial in range(1 if given is not None else trials):
+        ex_a, feed, plan_ok, label, errors = _first_normal(a, free, given, trial, plan_ok, state0, steps)
+        if ex_a is None:
+            if given is not None:
+                raise GraphfixError("the original graph is not finite or fails on --feeds, so they are not "
+                                    f"normal feeds: {errors[-1] if errors else ''}")
+            notes.append(f"random feed (seed {trial}) skipped: {errors[-1] if errors else ''}")
+            continue
+        accepted.append(feed)
+        if first is None:
+            first = ex_a
+        try:
+            ex_b = b.execute(feed, state0, steps)
+        except RunError as e:
+            normal.append({"feed": label, "agree": False, "bit_identical": False, "max_abs": float("inf"),
+                           "max_rel": float("inf"), "mismatched": [f"fixed graph fails: {e}"]})
+            continue
+        cmp = compare(ex_a, ex_b, rtol=RTOL, atol=ATOL)
+        normal.append({"feed": label, "agree": not cmp.mismatched, "bit_identical": cmp.bit_identical,
+                       "max_abs": cmp.max_abs, "max_rel": cmp.max_rel, "mismatched": cmp.mismatched})
+    if not accepted:
+        raise GraphfixError("cannot make a normal feed: the original graph is not finite (or fails) on every "
+                            f"random feed tried ({notes[-1].split(': ', 1)[-1] if notes else ''}); "
+                            "pass one with --feeds FILE.npz")
+    return normal, accepted, first
+
+
+def _trigger_runs(a, b, candidates, state0, steps: int) -> list[dict]:
+    """Both graphs on each trigger candidate: does the original go non-finite
+    (the hazard fires), and does the fixed one stay finite?"""
+    trigger = []
+    for cand in candidates:
+        entry = {"feed": cand.name, "original_triggers": False, "original": [], "fixed_finite": False,
+                 "fixed": []}
+        try:
+            ex = a.execute(cand.feed, state0, steps)
+            entry["original"] = nonfinite_parts(ex)
+            entry["original_triggers"] = bool(entry["original"])
+        except RunError as e:
+            entry["original_error"] = f"fails: {e}"
+            # CheckNumerics / a NaN histogram is the hazard firing; any other
+            # error (an index -1 out of range, …) means the input is not valid.
+            entry["original_triggers"] = _is_numeric_error(str(e))
+            entry["skipped"] = not entry["original_triggers"]
+        try:
+            ex = b.execute(cand.feed, state0, steps)
+            entry["fixed"] = nonfinite_parts(ex)
+            entry["fixed_finite"] = not entry["fixed"]
+        except RunError as e:
+            entry["fixed_error"] = f"fails: {e}"
+        trigger.append(entry)
+    return trigger
 
 
 def _count(n: int, singular: str, plural: str | None = None) -> str | None:
