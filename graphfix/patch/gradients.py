@@ -23,6 +23,8 @@ grows with the size of the change, not of the model.
 """
 from __future__ import annotations
 
+import dataclasses
+
 from graphfix.analysis.dtypes import FLOAT_TYPES
 from graphfix.analysis.gradpath import spliced_prefix
 from graphfix.core.errors import FixError  # noqa: F401  (raised here; callers catch it)
@@ -93,12 +95,38 @@ def patch_region(ir, facts, *, code: str, anchor: str, region: list[str], output
     """
     outputs = [output] if isinstance(output, tuple) else list(output)
     scope = _free_scope(ir, f"{anchor}/graphfix/{code}")
-    scopes = facts.grad_scopes
     region = topo_order(ir, region)
     stale = stale_scopes(ir, facts, region)
-    all_stale = {n for nodes in stale.values() for n in nodes}
     inputs = _region_inputs(ir, region)
+    built = _build(ir, facts.grad_scopes, stale, inputs, outputs, scope, build)
+    # Map every stale gradient output read from outside to the input it is the gradient for.
+    all_stale = {n for nodes in stale.values() for n in nodes}
+    rewires: list[tuple[tuple[str, int], tuple[str, int]]] = []
+    for gp, nodes in stale.items():
+        outs = _stale_outputs(ir, set(nodes), all_stale | set(region))
+        mapping = _map_old_gradients(ir, facts.grad_scopes, region, outputs, built.float_inputs, gp, outs,
+                                     all_stale)
+        for old in outs:
+            rewires.append((old, built.new_grads[gp][mapping[old]]))
+    return _splice(ir, facts, code=code, anchor=anchor, scope=scope, region=region, inputs=inputs,
+                   outputs=outputs, all_stale=all_stale, built=built, rewires=rewires)
 
+
+@dataclasses.dataclass
+class _Built:
+    """A guard and its gradients, built in a scratch graph."""
+
+    builder: Builder
+    outs: list[tuple[str, int]]        # the replacement of each output
+    float_inputs: list[tuple[str, int]]  # the region's float inputs (what the gradients are for)
+    new_grads: dict[str, dict[tuple[str, int], tuple[str, int]]]  # gradient scope -> input -> its gradient
+    extra_map: dict[str, tuple[str, int]]  # scratch placeholder -> the graph's upstream gradient it stands for
+    upstreams: list[list]
+
+
+def _build(ir, scopes, stale, inputs, outputs, scope: str, build) -> _Built:
+    """Build the guard and, for each stale gradient scope, its gradient
+    w.r.t. the region's float inputs (fed that scope's upstream gradients)."""
     graph = new_scratch_graph()
     extra_map: dict[str, tuple[str, int]] = {}
     new_grads: dict[str, dict[tuple[str, int], tuple[str, int]]] = {}
@@ -141,24 +169,22 @@ def patch_region(ir, facts, *, code: str, anchor: str, region: list[str], output
                 grads = tf.compat.v1.gradients(ys, xs, grad_ys=grad_ys, name=name,
                                                unconnected_gradients=tf.UnconnectedGradients.ZERO)
             new_grads[gp] = {t: (gr.op.name, gr.value_index) for t, gr in zip(float_inputs, grads)}
-    out_tensors = [(t.op.name, t.value_index) for t in new_outs]
+    return _Built(builder=b, outs=[(t.op.name, t.value_index) for t in new_outs], float_inputs=float_inputs,
+                  new_grads=new_grads, extra_map=extra_map, upstreams=upstreams)
 
-    # Map every stale gradient output read from outside to the input it is the gradient for.
-    rewires: list[tuple[tuple[str, int], tuple[str, int]]] = []
-    for gp, nodes in stale.items():
-        outs = _stale_outputs(ir, set(nodes), all_stale | set(region))
-        mapping = _map_old_gradients(ir, scopes, region, outputs, float_inputs, gp, outs, all_stale)
-        for old in outs:
-            rewires.append((old, new_grads[gp][mapping[old]]))
 
+def _splice(ir, facts, *, code, anchor, scope, region, inputs, outputs, all_stale, built: _Built,
+            rewires) -> list[str]:
+    """Put the built guard and gradients into ``ir`` in place of the region and
+    its stale gradient scopes; returns the names of the nodes added."""
+    out_tensors = built.outs
     anchor_node = ir.node(anchor)
     coloc = anchor_node.attr["_class"] if "_class" in anchor_node.attr else None
-    nodes = export_nodes(b, extra_map, device=anchor_node.device, colocation=coloc)
+    nodes = export_nodes(built.builder, built.extra_map, device=anchor_node.device, colocation=coloc)
     if anchor in facts.in_loop:
         _pin_to_frame(ir, facts, nodes, inputs)
     nodes = [n for n in nodes if not n.name.endswith("_check") and "_check/" not in n.name]
     renamed = _shorten_gradient_names(ir, nodes, scope)
-    new_grads = {gp: {t: (renamed.get(g[0], g[0]), g[1]) for t, g in m.items()} for gp, m in new_grads.items()}
     rewires = [(old, (renamed.get(new[0], new[0]), new[1])) for old, new in rewires]
     check_names_free(ir, nodes)
     ir.add_nodes(nodes, after=anchor)
@@ -180,7 +206,7 @@ def patch_region(ir, facts, *, code: str, anchor: str, region: list[str], output
     moved.update({o[0]: n[0] for o, n in zip(outputs, out_tensors)})
     # The upstream-gradient Identity of an earlier splice (``…/grad/grad_ys_0``)
     # dies with the scope it fed when that scope is replaced in turn.
-    feeders = {u[0] for ups in upstreams for u in ups if u is not None and ir.op(u[0]) == "Identity"
+    feeders = {u[0] for ups in built.upstreams for u in ups if u is not None and ir.op(u[0]) == "Identity"
                and spliced_prefix(u[0]) is not None}
     ir.remove_dead(set(region) | all_stale | feeders |
                    {n.name for n in nodes if n.name.startswith(scope + "/grad")})
