@@ -15,19 +15,31 @@ import signal
 import sys
 import traceback
 
-import graphfix
-import rewrites
-from graphfix import __version__
-from graphfix.cli import batch, cache
-from graphfix.cli.batch import parse_shard
-from graphfix.core import io
-from graphfix.core.errors import GraphfixError, one_line
-from graphfix.engine.selfcheck import record_verify
-from graphfix.patch.scratch import load_op_library
-from graphfix.render import console, dot
-from graphfix.render.console import Activity
-from graphfix.render.diff import diff_text
-from graphfix.render.report import render, text_lines
+# Ctrl-C while the library loads (python cli.py, or the graphfix script
+# importing this module) ends the process as it would before Python ran any of
+# graphfix: killed by the signal, no traceback.  main() handles it from then
+# on; the previous handler is back once the imports are done.
+try:
+    _SIGINT = signal.signal(signal.SIGINT, signal.SIG_DFL)
+except ValueError:  # imported outside the main thread: signals are not ours to set
+    _SIGINT = None
+
+import graphfix  # noqa: E402
+import rewrites  # noqa: E402
+from graphfix import __version__  # noqa: E402
+from graphfix.cli import batch, cache  # noqa: E402
+from graphfix.cli.batch import parse_shard  # noqa: E402
+from graphfix.core import io  # noqa: E402
+from graphfix.core.errors import GraphfixError, one_line  # noqa: E402
+from graphfix.engine.selfcheck import record_verify  # noqa: E402
+from graphfix.patch.scratch import load_op_library  # noqa: E402
+from graphfix.render import console, dot  # noqa: E402
+from graphfix.render.console import Activity  # noqa: E402
+from graphfix.render.diff import diff_text  # noqa: E402
+from graphfix.render.report import render, text_lines  # noqa: E402
+
+if _SIGINT is not None:
+    signal.signal(signal.SIGINT, _SIGINT)
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
