@@ -10,7 +10,9 @@ from graphfix.analysis.matcher import Pattern, match_any
 
 GATHERS = tuple(sorted(ranges.GATHERS))
 _PROB_PASS = ("Identity", "Reshape", "Squeeze", "ExpandDims", "Transpose", "Sum", "Mul", "Max", "Min", "Mean",
-              "Select", "SelectV2", "Cast") + GATHERS
+              "Select", "SelectV2", "Cast", "Tile") + GATHERS
+# A product whose either side can carry the probability: p * w, and a mixture w @ p.
+_PROB_PRODUCTS = ("Mul", "MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3")
 
 _LOGITS = Pattern("*", "z")
 _SOFTMAX = Pattern("Softmax", "src", [_LOGITS])
@@ -39,7 +41,7 @@ def pattern(ir, log: str):
 
 def probability_like(ir, t) -> bool:
     """``t`` is a probability computed by Softmax/Sigmoid (possibly gathered,
-    summed, multiplied, selected or ``1 - p``)."""
+    summed, multiplied, mixed by a matmul, selected or ``1 - p``)."""
     todo, seen = [strip(ir, t)], set()
     while todo:
         cur = todo.pop()
@@ -52,8 +54,8 @@ def probability_like(ir, t) -> bool:
         ins = ir.inputs(cur[0])
         if op == "Sub" and const_scalar(ir, ins[0]) == 1.0:
             todo.append(strip(ir, ins[1]))
-        elif op in _PROB_PASS:
-            nxt = ins[1:3] if op.startswith("Select") else ins[:2] if op == "Mul" else ins[:1]
+        elif op in _PROB_PASS or op in _PROB_PRODUCTS:
+            nxt = ins[1:3] if op.startswith("Select") else ins[:2] if op in _PROB_PRODUCTS else ins[:1]
             todo.extend(strip(ir, x) for x in nxt)
     return False
 
