@@ -2,10 +2,10 @@
 
 A tensor's rank is known from its ``_output_shapes`` attribute (when the
 writer recorded it), from a constant's value, a placeholder's or variable's
-``shape`` attribute, ``MatMul`` (always rank 2), and through element-wise ops
-(an unary op keeps its input's rank; a broadcasting binary op has the larger
-rank of its two inputs) and a ``Reshape`` to a constant shape.  Anything else is unknown (None): the callers only
-draw conclusions from a known shape.
+``shape`` attribute, ``MatMul`` (always rank 2), a ``Reshape`` to a constant
+shape, and through element-wise ops (an unary op keeps its input's shape; a
+broadcasting binary op has the broadcast of its two inputs' shapes).  Anything
+else is unknown (None): the callers only draw conclusions from a known shape.
 """
 from __future__ import annotations
 
@@ -46,48 +46,56 @@ def static_shape(ir, t) -> list[int] | None:
     """Dims of tensor ``t`` (-1 where a dim is unknown), or None if its rank is unknown.
 
     Walks up through element-wise ops only, each node once (no depth limit:
-    a chain of them is followed to the op that states a shape)."""
-    seen: set[str] = set()
+    a chain of unary ops is followed to the op that states a shape)."""
+    try:
+        return _shape(ir, t, {}, set())
+    except RecursionError:  # a very deep tree of broadcasting ops: say nothing
+        return None
+
+
+def _shape(ir, t, memo, active):
+    if t in memo:
+        return memo[t]
+    if t in active:  # a cycle (a malformed graph): unknown
+        return None
+    active.add(t)
+    start = t
+    shape = None
     while True:
         shape = _declared(ir, t)
         if shape is not None:
             break
         op = ir.op(t[0])
-        if op == "Reshape" and t[1] == 0 and len(ir.inputs(t[0])) >= 2:
-            target = const_value(ir, ir.input(t[0], 1)[0])
+        ins = ir.inputs(t[0])
+        if t[1] != 0:
+            break
+        if op == "Reshape" and len(ins) >= 2:
+            target = const_value(ir, ins[1][0])
             shape = None if target is None or target.ndim != 1 else [int(d) for d in target]
             break
-        if op == "MatMul" and t[1] == 0:
-            shape = _matmul(ir, t[0], seen)
+        if op == "MatMul" and len(ins) >= 2:
+            shape = _matmul(ir, t[0], memo, active)
             break
-        if op in _UNARY and t[1] == 0 and ir.inputs(t[0]) and t[0] not in seen:
-            seen.add(t[0])
-            t = ir.input(t[0], 0)
+        if op in _UNARY and ins and ins[0] not in active:
+            t = ins[0]
+            active.add(t)
             continue
-        if op in _BINARY and t[1] == 0 and len(ir.inputs(t[0])) >= 2:
-            a, b = (_shape_of_input(ir, x, seen) for x in ir.inputs(t[0])[:2])
-            shape = _broadcast(a, b)
-            break
-        return None
-    return shape  # unary ops on the chain keep it
+        if op in _BINARY and len(ins) >= 2:
+            shape = _broadcast(_shape(ir, ins[0], memo, active), _shape(ir, ins[1], memo, active))
+        break
+    memo[start] = shape  # unary ops on the chain keep it
+    return shape
 
 
-def _matmul(ir, name, seen):
+def _matmul(ir, name, memo, active):
     """[rows, cols] of a MatMul (-1 where an operand's dim is unknown)."""
     dims = []
     for i, key, pick in ((0, "transpose_a", (0, 1)), (1, "transpose_b", (1, 0))):
         flag = ir.attr(name, key)
-        shape = _shape_of_input(ir, ir.input(name, i), seen)
+        shape = _shape(ir, ir.input(name, i), memo, active)
         k = pick[1] if flag is not None and flag.b else pick[0]
         dims.append(shape[k] if shape is not None and len(shape) == 2 else -1)
     return dims
-
-
-def _shape_of_input(ir, t, seen):
-    if t[0] in seen:
-        return None
-    seen.add(t[0])
-    return static_shape(ir, t)
 
 
 def _broadcast(a, b):
@@ -101,8 +109,5 @@ def _broadcast(a, b):
 
 def static_rank(ir, t) -> int | None:
     """Rank of tensor ``t``, or None when the graph does not say."""
-    try:
-        shape = static_shape(ir, t)
-    except RecursionError:  # a very deep tree of broadcasting ops: say nothing
-        return None
+    shape = static_shape(ir, t)
     return None if shape is None else len(shape)
