@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from graphfix.analysis.consts import const_scalar, const_value
 from graphfix.analysis.probability import repairable_at_birth
+from graphfix.analysis.shapes import static_rank
 from graphfix.analysis.structure import strip
 
 ELEMENTWISE = frozenset({
@@ -139,6 +140,7 @@ def _is_nonzero_test(ir, c, w) -> bool:
     return strip(ir, a) == strip(ir, w) and const_scalar(ir, b) == 0
 
 
+_DIVISIONS = ("RealDiv", "Div", "Reciprocal", "Inv")
 _BIRTH_REPAIRS = {"Sqrt": "GF004", "Rsqrt": "GF004", "Pow": "GF004", "RealDiv": "GF002", "Div": "GF002",
                   "Reciprocal": "GF002", "Inv": "GF002", "Log": "GF005"}
 
@@ -146,14 +148,19 @@ _BIRTH_REPAIRS = {"Sqrt": "GF004", "Rsqrt": "GF004", "Pow": "GF004", "RealDiv": 
 def _repaired_at_birth(ir, facts, site) -> bool:
     """The singular op's argument reaches its edge on its own (a saturated
     softmax, an exp that underflows, a mask sum), wherever the weight is: the
-    non-finite value is born in that op, and a safe rule repairs it there —
-    GF004 a root of a non-negative value, GF002 a division, GF005 a log with
-    an exact log-domain form; an exp that overflows is GF008's to report.  A
-    double where keyed on the weight would only hide the masked-out elements."""
+    non-finite value is born in that op, and a rule repairs or reports it
+    there — GF004 a root of a non-negative value, GF002 a division, GF005 a
+    log with an exact log-domain form; an exp that overflows is GF008's to
+    report.  A double where keyed on the weight would only hide the
+    masked-out elements.  So would one around a division by a scalar (a keep
+    probability, a count): it cannot be 0 exactly where the weight is, and
+    GF002 judges whether it can be 0 at all."""
     node, pos, _ = site
     op = ir.op(node)
     t = ir.inputs(node)[pos]
     v = facts.ranges.value(t)
+    if op in _DIVISIONS and static_rank(ir, t) == 0:
+        return True  # one divisor for every element: 0 everywhere or nowhere, never just where the weight is
     if op == "Exp":  # overflow born here (fed data unbounded, or a bound past it): GF008 reports it
         return not facts.ranges.bounded_above(t) and (v.data or v.hi != float("inf"))
     if op not in _BIRTH_REPAIRS or not v.reaches_zero():

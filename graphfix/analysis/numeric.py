@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from graphfix.analysis.absval import ASSUMED, INF, NO, REACHABLE, TOP, AbsVal, join
+from graphfix.analysis.absval import ASSUMED, INF, NO, REACHABLE, TOP, AbsVal, join, semantics
 from graphfix.analysis.bodies import function_graph
 from graphfix.analysis.consts import const_scalar, const_value
 from graphfix.analysis.dtypes import out_dtype
+from graphfix.analysis.shapes import static_shape
 from graphfix.analysis.structure import size_source, strip
 from graphfix.analysis.transfer import TRANSFER, unknown
 from graphfix.core.errors import GraphfixError
@@ -284,6 +285,32 @@ class Numeric:
         if v is not None:
             return ("axes",) + tuple(sorted(int(a) for a in v.reshape(-1)))
         return ("all",) if self.op(axes[0]) == "Range" else ("unknown", reduction)
+
+    def softmax_peak(self, reduction: str) -> float | None:
+        """If ``reduction`` is ``reduce_max`` over the class axis of a ``Softmax``
+        (its last axis): a positive lower bound of the result, else None.
+
+        The largest entry of a softmax row is ``exp(0) / sum`` with every
+        term of the sum <= 1, so it is >= 1/n over n classes — half that, for
+        the rounding of the sum.  With n unknown it is still >= the dtype's
+        smallest normal number (n < 2**63); float16 needs n known."""
+        ir = self.ir
+        x = strip(ir, ir.input(reduction, 0))
+        if self.op(x[0]) != "Softmax":
+            return None
+        shape = static_shape(ir, x)
+        axes = self._axes(reduction)
+        if axes[0] == "axes":
+            last = {-1} | ({len(shape) - 1} if shape else set())
+            if not last & set(axes[1:]):
+                return None
+        elif axes[0] != "all":
+            return None
+        n = shape[-1] if shape else -1
+        if n > 0:
+            return 0.5 / n
+        dt = self.dtype(reduction)
+        return None if dt == 19 else semantics(dt).tiny
 
     def reduces_axes(self, name: str, axes) -> bool:
         """Does reduction ``name`` reduce (at least) the axes of a max-shift fact?"""

@@ -10,7 +10,9 @@ from graphfix.analysis.structure import search_up
 
 GATHERS = tuple(sorted(ranges.GATHERS))
 _PROB_PASS = ("Identity", "Reshape", "Squeeze", "ExpandDims", "Transpose", "Sum", "Mul", "Max", "Min", "Mean",
-              "Select", "SelectV2", "Cast") + GATHERS
+              "Select", "SelectV2", "Cast", "Tile") + GATHERS
+# A product whose either side can carry the probability: p * w, and a mixture w @ p.
+_PROB_PRODUCTS = ("Mul", "MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3")
 
 _LOGITS = Pattern("*", "z")
 _SOFTMAX = Pattern("Softmax", "src", [_LOGITS])
@@ -39,14 +41,14 @@ def pattern(ir, log: str):
 
 def probability_like(ir, t) -> bool:
     """``t`` is a probability computed by Softmax/Sigmoid (possibly gathered,
-    summed, multiplied, selected or ``1 - p``)."""
+    summed, multiplied, mixed by a matmul, selected or ``1 - p``)."""
     def step(op, ins):
         if op in ("Softmax", "Sigmoid"):
             return True
         if op == "Sub" and const_scalar(ir, ins[0]) == 1.0:
             return ins[1:2]
-        if op in _PROB_PASS:
-            return ins[1:3] if op.startswith("Select") else ins[:2] if op == "Mul" else ins[:1]
+        if op in _PROB_PASS or op in _PROB_PRODUCTS:
+            return ins[1:3] if op.startswith("Select") else ins[:2] if op in _PROB_PRODUCTS else ins[:1]
         return ()
 
     return search_up(ir, t, step)

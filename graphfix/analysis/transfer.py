@@ -589,6 +589,10 @@ def reduce_extreme(ev, name, ins) -> AbsVal:
     r = dataclasses.replace(x, empty=empty_out, ones=None)
     if x.empty and keeps is not True:  # the reducer's identity: lowest/highest float
         r = join(r, interval(-semantics(ev.dtype(name)).max, semantics(ev.dtype(name)).max, NO))
+    elif ev.op(name) == "Max" and not x.empty and r.hi > 0:
+        peak = ev.softmax_peak(name)  # a softmax row's largest probability is >= 1/n
+        if peak is not None:
+            r = dataclasses.replace(r, lo=max(r.lo, peak), zero=NO, lo_hit=False)
     return r
 
 

@@ -93,3 +93,48 @@ def binary_ce_manual_sigmoid_rmsprop():
     resource variables.  Trigger: features scaled x500, |logit| of hundreds
     -> sigmoid exactly 0 or 1, log(0): inf/NaN loss and NaN gradients."""
     return Built(total, train, normal, trigger, desc)
+
+
+def _mixture_feeds(seed, onehot):
+    normal, trigger = classifier_feeds(seed, onehot=onehot)
+    # every row mixes itself and the next row (an alignment over two source positions)
+    weights = (0.5 * (np.eye(BATCH) + np.roll(np.eye(BATCH), 1, axis=1))).astype(np.float32)
+    return dict(normal, **{"inputs/mix:0": weights}), dict(trigger, **{"inputs/mix:0": weights})
+
+
+@register("softmax_ce_mixture_matmul_log_adam", ("GF005",), may_also_match=("GF006",))
+def softmax_ce_mixture_matmul_log_adam():
+    x = placeholder("features", [BATCH, FEAT])
+    y = placeholder("labels_onehot", [BATCH, CLASSES])
+    mix = placeholder("mix", [BATCH, BATCH])
+    logits = classifier(x, True)
+    with tf.name_scope("loss"):
+        probs = tf.matmul(mix, tf.nn.softmax(logits), name="mixture")
+        total = tf.negative(tf.reduce_mean(tf.reduce_sum(y * tf.math.log(probs), axis=1)), name="total")
+    train = tf.compat.v1.train.AdamOptimizer(1e-3).minimize(total, name="train")
+    normal, trigger = _mixture_feeds(94, True)
+    desc = """A mixture of softmaxes (fed non-negative mixing weights, as an
+    alignment averages word distributions over source positions):
+    -mean(sum(y * log(mix @ softmax(z)), 1)); Adam, resource variables.
+    Trigger: features scaled x500, a class no row gives any probability has
+    mixture probability exactly 0 -> log(0): inf/NaN loss and gradients."""
+    return Built(total, train, normal, trigger, desc)
+
+
+@register("softmax_ce_mixture_batch_matmul_log_sgd", ("GF005",))
+def softmax_ce_mixture_batch_matmul_log_sgd():
+    x = placeholder("features", [BATCH, FEAT])
+    labels = placeholder("labels", [BATCH], tf.int32)
+    mix = placeholder("mix", [BATCH, BATCH])
+    logits = classifier(x, False)
+    with tf.name_scope("loss"):
+        probs = tf.squeeze(tf.matmul(tf.expand_dims(mix, 0), tf.expand_dims(tf.nn.softmax(logits), 0)), 0)
+        p_true = tf.reduce_sum(tf.one_hot(labels, CLASSES) * probs, axis=1, name="p_true")
+        total = tf.negative(tf.reduce_mean(tf.math.log(p_true)), name="total")
+    train = tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(total, name="train")
+    normal, trigger = _mixture_feeds(95, False)
+    desc = """The true class's probability under a batched mixture of
+    softmaxes, -mean(log(sum(one_hot(y) * (W @ softmax(z)), 1))) with a
+    BatchMatMul; GradientDescent, ref variables.  Trigger: features scaled
+    x500, the true class of some rows has mixture probability exactly 0."""
+    return Built(total, train, normal, trigger, desc)

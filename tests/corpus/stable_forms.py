@@ -303,3 +303,68 @@ def safe_stable_uncertainty_two_tasks_sgd():
     loss = tf.add_n([0.5 * tf.exp(-2.0 * s1) * l1, s1, tf.exp(-s2) * l2, s2], name="loss")
     train = tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(loss, name="train")
     return Built(loss, train, _xy(20), _xy(20), "two-task uncertainty weighting")
+
+
+# --- the largest probability of a softmax row is >= 1/n: its log is finite ---------
+
+@register("safe_stable_log_max_softmax_adam")
+def safe_stable_log_max_softmax_adam():
+    _, y, z = _head()
+    ret = placeholder("ret", [BATCH])
+    confidence = tf.reduce_max(tf.nn.softmax(z), axis=1)
+    loss = tf.reduce_mean(-tf.math.log(confidence) * ret + tf.reduce_sum(tf.square(z - y), axis=1), name="loss")
+    train = tf.compat.v1.train.AdamOptimizer(1e-3).minimize(loss, name="train")
+    normal = dict(_xy(21), **{"inputs/ret:0": np.linspace(-1.0, 1.0, BATCH).astype(np.float32)})
+    trigger = dict(normal, **{"inputs/x:0": normal["inputs/x:0"] * 1e4})
+    return Built(loss, train, normal, trigger, "log(reduce_max(softmax(z), 1)) weighted by a fed return: >= log(1/K)")
+
+
+@register("safe_stable_log_max_softmax_steps_momentum")
+def safe_stable_log_max_softmax_steps_momentum():
+    x = placeholder("x", [BATCH, FEAT])
+    y = placeholder("y", [BATCH, K])
+    z = tf.reshape(dense(dense(x, 8, "net/hidden", activation=tf.nn.relu), 3 * K, "net/logits"), [BATCH, 3, K])
+    peak = tf.reduce_max(tf.nn.softmax(z), axis=-1, keepdims=True)
+    entropy_bonus = tf.reduce_mean(tf.math.log(peak))
+    loss = tf.add(tf.reduce_mean(tf.square(tf.reduce_mean(z, axis=1) - y)), 0.1 * entropy_bonus, name="loss")
+    train = tf.compat.v1.train.MomentumOptimizer(1e-3, 0.9).minimize(loss, name="train")
+    normal = _xy(22)
+    trigger = dict(normal, **{"inputs/x:0": normal["inputs/x:0"] * 1e4})
+    return Built(loss, train, normal, trigger, "log of each step's largest softmax probability (a [B, T, K] softmax)")
+
+
+# --- dropout whose rate comes from a keep-probability placeholder ------------------
+
+def _keep_prob():
+    return tf.compat.v1.placeholder_with_default(1.0, [], name="keep_prob")
+
+
+@register("safe_stable_dropout_rate_from_keep_prob_sgd")
+def safe_stable_dropout_rate_from_keep_prob_sgd():
+    x = placeholder("x", [BATCH, FEAT])
+    y = placeholder("y", [BATCH, K])
+    h = dense(x, 8, "net/hidden", activation=tf.nn.relu)
+    rate = 1.0 - _keep_prob()
+    h = h / (1.0 - rate) * tf.cast(tf.random.uniform(tf.shape(h), seed=7) >= rate, tf.float32)
+    z = dense(h, K, "net/logits")
+    loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=y, logits=z), name="loss")
+    train = tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(loss, name="train")
+    normal = _xy(23)
+    trigger = dict(normal, **{"keep_prob:0": np.float32(0.8)})  # dropout on (the default keep_prob is 1)
+    return Built(loss, train, normal, trigger, "dropout x / (1 - rate) * cast(U >= rate), rate = 1 - keep_prob (fed)")
+
+
+@register("safe_stable_dropout_inverted_keep_prob_adam")
+def safe_stable_dropout_inverted_keep_prob_adam():
+    x = placeholder("x", [BATCH, FEAT])
+    y = placeholder("y", [BATCH, K])
+    keep = _keep_prob()
+    h = dense(x, 8, "net/hidden", activation=tf.nn.relu)
+    mask = tf.cast(tf.random.uniform(tf.shape(h), seed=7) < keep, tf.float32)
+    h = mask * (h / keep)
+    z = dense(h, K, "net/logits")
+    loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=y, logits=z), name="loss")
+    train = tf.compat.v1.train.AdamOptimizer(1e-3).minimize(loss, name="train")
+    normal = _xy(24)
+    trigger = dict(normal, **{"keep_prob:0": np.float32(0.5)})
+    return Built(loss, train, normal, trigger, "hand-written inverted dropout mask * (h / keep_prob), keep_prob fed")
