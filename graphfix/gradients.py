@@ -180,16 +180,15 @@ def replace_region(ir, facts, *, code: str, anchor: str, region: list[str], outp
             # Its spliced gradient scope keeps the scratch name; GradScopes
             # resolves it through this record (or, from a file, the anchor).
             ir.rename(new_t[0], old_t[0])
-            _renamed(ir)[new_t[0]] = old_t[0]
+            ir.note_renamed(new_t[0], old_t[0])
             added = [old_t[0] if a == new_t[0] else a for a in added]
     # After the rename: a ``loc:@<output>`` kept by a surviving node names the
     # renamed guard again (before it, it would be pointed at a name that the
     # rename then removes).
     _fix_colocation(ir, moved)
-    log = getattr(ir, "edits", None)
-    if log is not None:  # what graphfix.selfcheck checks afterwards
-        log.append({"code": code, "region": list(region), "outputs": [o[0] for o in outputs],
-                    "stale": sorted(all_stale), "added": list(added)})
+    # what graphfix.selfcheck checks afterwards (when the pass manager started a log)
+    ir.log_edit({"code": code, "region": list(region), "outputs": [o[0] for o in outputs],
+                 "stale": sorted(all_stale), "added": list(added)})
     return added
 
 
@@ -308,14 +307,6 @@ def _upstream_gradients(ir, scopes, gp: str, nodes: list[str], outputs) -> list:
     if all(u is None for u in res):
         raise FixError("cannot identify the upstream gradient of the replaced ops")
     return res
-
-
-def _renamed(ir) -> dict[str, str]:
-    """Scratch name -> the name a guard's output took over (kept on the IR for
-    this session; see graphfix.analysis.gradpath)."""
-    if getattr(ir, "renamed", None) is None:
-        ir.renamed = {}
-    return ir.renamed
 
 
 def _stale_outputs(ir, nodes: set[str], removed: set[str]) -> list[tuple[str, int]]:

@@ -1,13 +1,29 @@
 """Lossless GraphDef <-> networkx IR.
 
-Nodes of the ``networkx.MultiDiGraph`` are node names carrying their
-``NodeDef`` (op, attrs, device, colocation, input order untouched); an edge
-``src -> dst`` keyed by the position of the input in ``NodeDef.input`` carries
-``out`` (the producer's output index) and ``ctrl`` (a ``^control`` input).
-``NodeDef.input`` stays the source of truth: every edit goes through the
-small edit API below, which keeps the two in step.  ``library``, ``versions``
-and node order are kept, and an unedited IR gives back the GraphDef it was
-built from.
+``GraphIR.g`` is a ``networkx.DiGraph``.  Its nodes are node names; each
+carries its ``NodeDef`` under ``"node"`` — the message of the source GraphDef
+itself, referenced, not copied (a NodeDef is copied the first time an edit
+touches it, when the IR protects its source).  An edge ``src -> dst`` means
+``dst``'s ``NodeDef.input`` names ``src``; its data holds ``"count"``, how many
+of those inputs do (``add(x, x)`` is one edge of count 2; data and
+``^control`` inputs together).  Which output an input reads and where it sits
+in ``NodeDef.input`` are not duplicated on edges: ``NodeDef.input`` is the
+source of truth, parsed once per node into an index beside the graph
+(:meth:`GraphIR.inputs`, :meth:`GraphIR.consumers`).  Every edit goes through
+the small edit API below, which keeps the graph, the index and the NodeDefs in
+step.  ``library``, ``versions`` and node order are kept, and an unedited IR
+gives back the GraphDef it was built from.
+
+Besides the graph, a GraphIR holds what one graphfix session learns about it
+and must carry across edits: the MetaGraphDef it came in (while-loop
+contexts), the values of a function body's arguments, the log of regions the
+current fix replaced, scratch names a guard's output took over, and the
+contexts and node names of regenerated loop gradients.  Only the IR's own
+methods change them.
+
+Each edit is journalled (:meth:`GraphIR.changes_since`): which nodes it added,
+removed or rewired.  Analyses use the journal to update what they computed
+for an earlier version instead of starting over.
 """
 from __future__ import annotations
 
@@ -44,65 +60,85 @@ def input_ref(node: str, out: int) -> str:
 
 
 class GraphIR:
-    """A mutable graph over NodeDefs, backed by ``networkx.MultiDiGraph``."""
+    """A mutable graph over NodeDefs, backed by ``networkx.DiGraph`` (see the module docstring)."""
 
-    def __init__(self, graph_def, copy: bool = True):
+    def __init__(self, graph_def, copy: bool = True, *, meta_graph=None, arg_values=None):
         # copy=True protects ``graph_def``: a NodeDef is copied the first time
         # an edit touches it (copy on write), instead of the whole graph up front.
+        self.version = 0
+        self.changed = False
+        self._meta_graph = meta_graph
+        self._arg_values = dict(arg_values or {})
+        self._edit_log: list | None = None
+        self._renamed: dict[str, str] = {}
+        self._regen_contexts = None
+        self._regen_names: set[str] = set()
+        self._validated = False
+        self._build(graph_def, copy)
+
+    def _build(self, graph_def, copy: bool) -> None:
+        """(Re)build the graph and its indexes from ``graph_def``."""
         self._cow = copy
         self._owned: set[str] = set()
         self._source = graph_def
-        self.g = nx.MultiDiGraph()
-        self.order: dict[str, int] = {}
-        self.version = 0
-        self.changed = False
+        self._journal: list[tuple[int, frozenset | None]] = [(self.version, None)]
+        g = self.g = nx.DiGraph()
         nodes = graph_def.node
-        names = {}
+        order = self.order = {}
+        by_name = {}
         for i, n in enumerate(nodes):
-            if n.name in names:
-                raise GraphfixError(f"duplicate node name {n.name!r}")
-            names[n.name] = n
-            self.order[n.name] = i
+            name = n.name
+            if name in by_name:
+                raise GraphfixError(f"duplicate node name {name!r}")
+            by_name[name] = n
+            order[name] = i
         self._next = len(nodes)
-        # Built in bulk straight into networkx's adjacency dicts (the same
-        # structure add_edges_from makes, at a fraction of the cost): one
-        # shared attribute dict per edge, in _succ and _pred.
-        node_attr = self.g._node
-        succ, pred = self.g._succ, self.g._pred
-        for name, n in names.items():
+        # Built in bulk straight into networkx's adjacency dicts (what
+        # add_edges_from makes, at a fraction of the cost): one attribute
+        # dict per (src, dst) pair, shared by _succ and _pred.
+        node_attr, succ, pred = g._node, g._succ, g._pred
+        for name, n in by_name.items():
             node_attr[name] = {"node": n}
             succ[name] = {}
             pred[name] = {}
-        self._ins: dict[str, list[tuple[str, int]]] = {}
+        ins = self._ins = {}
         self._coloc = {n.name for n in nodes if "_class" in n.attr}
+        arity = ARITY
         for n in nodes:
-            n_data = 0
             dst = n.name
             p = pred[dst]
             data = []
-            for i, s in enumerate(n.input):
-                src, out, ctrl = parse_input(s)
-                if src not in names:
-                    raise GraphfixError(f"node {n.name!r} input {s!r} names a missing node")
-                if src == dst:
-                    raise GraphfixError(f"the graph has a cycle: node {n.name!r} reads its own output ({s!r})")
-                if not ctrl:
-                    if n_data < i:
-                        raise GraphfixError(f"node {n.name!r} has data input {s!r} after a control input: "
+            ctrl_seen = False
+            for s in n.input:
+                ctrl = s[:1] == "^"
+                if ctrl:
+                    src = s[1:]
+                else:
+                    src, sep, idx = s.rpartition(":")
+                    if sep and idx.isdigit():
+                        out = int(idx)
+                    else:
+                        src, out = s, 0
+                d = p.get(src)
+                if d is None:
+                    if src not in by_name:
+                        raise GraphfixError(f"node {dst!r} input {s!r} names a missing node")
+                    if src == dst:
+                        raise GraphfixError(f"the graph has a cycle: node {dst!r} reads its own output ({s!r})")
+                    p[src] = succ[src][dst] = {"count": 1}
+                else:
+                    d["count"] += 1
+                if ctrl:
+                    ctrl_seen = True
+                else:
+                    if ctrl_seen:
+                        raise GraphfixError(f"node {dst!r} has data input {s!r} after a control input: "
                                             "the graph is malformed")
-                    n_data += 1
                     data.append((src, out))
-                d = {"out": out, "ctrl": ctrl}
-                sd = succ[src].get(dst)
-                if sd is None:
-                    sd = succ[src][dst] = {}
-                    p[src] = {}
-                sd[i] = d
-                p[src][i] = d
-            self._ins[dst] = data
-            want = ARITY.get(n.op)
-            if want is not None and n_data != want:
-                raise GraphfixError(f"node {n.name!r} ({n.op}) has {n_data} data input(s), the op takes {want}: "
+            ins[dst] = data
+            want = arity.get(n.op)
+            if want is not None and len(data) != want:
+                raise GraphfixError(f"node {dst!r} ({n.op}) has {len(data)} data input(s), the op takes {want}: "
                                     "the graph is malformed")
         self._names: tuple[int, list[str]] | None = None
         # A cycle outside a while loop is an error up front: analyses walk the
@@ -110,12 +146,90 @@ class GraphIR:
         self._topo: tuple[int, list[str]] | None = None
         self.topo_order()
 
+    # ------------------------------------------------------------ session state
+    @property
+    def meta_graph(self):
+        """The MetaGraphDef the graph came in (its while/cond contexts), or None."""
+        return self._meta_graph
+
+    @property
+    def arg_values(self) -> dict:
+        """For a function body: argument name -> the abstract value its call sites pass."""
+        return self._arg_values
+
+    @property
+    def renamed(self) -> dict[str, str]:
+        """Scratch node name -> the name a guard's output took over (see graphfix.analysis.gradpath)."""
+        return self._renamed
+
+    def note_renamed(self, scratch: str, kept: str) -> None:
+        self._renamed[scratch] = kept
+
+    @property
+    def regen_contexts(self):
+        """The while contexts after a loop gradient was regenerated (None before)."""
+        return self._regen_contexts
+
+    @property
+    def regen_names(self) -> set[str]:
+        """Nodes a loop-gradient regeneration made (not new nodes of a guard)."""
+        return self._regen_names
+
+    @property
+    def validated(self) -> bool:
+        """graphfix.scratch.validate_graph passed on this IR."""
+        return self._validated
+
+    def mark_validated(self) -> None:
+        self._validated = True
+
+    def start_edit_log(self) -> None:
+        """Record the regions the next fix replaces (:meth:`log_edit`)."""
+        self._edit_log = []
+
+    def log_edit(self, entry: dict) -> None:
+        """Record one replaced region, if a log was started."""
+        if self._edit_log is not None:
+            self._edit_log.append(entry)
+
+    def end_edit_log(self) -> list | None:
+        log, self._edit_log = self._edit_log, None
+        return log
+
+    def replace_graph(self, graph_def, regen_contexts=None, regen_names=()) -> None:
+        """Become ``graph_def`` (referenced, not copied): the result of a
+        regeneration in TensorFlow.  Session state is kept; every analysis of
+        the old version is invalid."""
+        version = self.version
+        self._build(graph_def, copy=False)
+        self.version = version + 1
+        self.changed = True
+        self._journal = [(self.version, None)]
+        if regen_contexts is not None:
+            self._regen_contexts = regen_contexts
+        self._regen_names = self._regen_names | set(regen_names)
+
+    def changes_since(self, version: int) -> set[str] | None:
+        """Nodes added, removed or rewired (their inputs changed) since
+        ``version``, or None when that is not known (the graph was replaced, or
+        ``version`` is older than the journal)."""
+        touched: set[str] = set()
+        known = False
+        for v, names in self._journal:
+            if v <= version:
+                known = v == version or known
+                continue
+            if names is None:
+                return None
+            touched |= names
+        return touched if known or version == self.version else None
+
     # ------------------------------------------------------------ queries
     def __contains__(self, name: str) -> bool:
-        return name in self.g
+        return name in self.g._node
 
     def __len__(self) -> int:
-        return self.g.number_of_nodes()
+        return len(self.g._node)
 
     @property
     def library(self):
@@ -170,26 +284,42 @@ class GraphIR:
                                 f"expected at least {i + 1}: the graph is malformed")
         return ins[i]
 
+    def _data_in(self, dst: str) -> list[tuple[str, int]]:
+        ins = self._ins.get(dst)
+        return ins if ins is not None else self.inputs(dst)
+
     def consumers(self, name: str, out: int | None = None) -> list[tuple[str, int]]:
         """Data consumers of ``name`` (of its output ``out`` if given) as (consumer, input position)."""
         res = []
-        for dst, keyed in self.g._succ[name].items():
-            for key, d in keyed.items():
-                if not d["ctrl"] and (out is None or d["out"] == out):
-                    res.append((dst, key))
+        for dst in self.g._succ[name]:
+            for pos, (src, o) in enumerate(self._data_in(dst)):
+                if src == name and (out is None or o == out):
+                    res.append((dst, pos))
         if len(res) > 1:
             res.sort(key=lambda t: (self.order[t[0]], t[1]))
         return res
 
+    def outputs_read(self, name: str) -> int:
+        """1 + the highest output index of ``name`` a data input reads (0 if none)."""
+        n = 0
+        for dst in self.g._succ[name]:
+            for src, o in self._data_in(dst):
+                if src == name and o >= n:
+                    n = o + 1
+        return n
+
     def control_consumers(self, name: str) -> list[str]:
-        res = {dst for dst, keyed in self.g._succ[name].items() if any(d["ctrl"] for d in keyed.values())}
+        res = []
+        for dst, d in self.g._succ[name].items():
+            if d["count"] > sum(1 for src, _ in self._data_in(dst) if src == name):
+                res.append(dst)
         return sorted(res, key=self.order.__getitem__)
 
     def successors(self, name: str) -> set[str]:
-        return set(self.g.successors(name))
+        return set(self.g._succ[name])
 
     def has_consumers(self, name: str) -> bool:
-        return self.g.out_degree(name) > 0
+        return bool(self.g._succ[name])
 
     def attr(self, name: str, key: str, default=None):
         n = self.node(name)
@@ -198,25 +328,34 @@ class GraphIR:
         return n.attr[key]
 
     # ------------------------------------------------------------ edits
-    def _touch(self):
+    def _touch(self, names=()):
         self.version += 1
         self.changed = True
+        self._journal.append((self.version, frozenset(names)))
+
+    def _unlink_inputs(self, name: str) -> None:
+        succ = self.g._succ
+        for src in self.g._pred[name]:
+            del succ[src][name]
+        self.g._pred[name] = {}
 
     def _reindex(self, name: str) -> None:
         self._ins.pop(name, None)
-        self.g.remove_edges_from(list(self.g.in_edges(name, keys=True)))
-        n = self.node(name)
-        edges = []
-        for i, s in enumerate(n.input):
-            src, out, ctrl = parse_input(s)
-            if src not in self.g:
+        self._unlink_inputs(name)
+        succ, p = self.g._succ, self.g._pred[name]
+        for s in self.node(name).input:
+            src = parse_input(s)[0]
+            if src not in succ:
                 raise GraphfixError(f"node {name!r} input {s!r} names a missing node")
-            edges.append((src, name, i, {"out": out, "ctrl": ctrl}))
-        self.g.add_edges_from(edges)
+            d = p.get(src)
+            if d is None:
+                p[src] = succ[src][name] = {"count": 1}
+            else:
+                d["count"] += 1
 
     def add_node(self, nodedef) -> None:
         """Add a NodeDef (its inputs must exist, or be added before the next edit that reads them)."""
-        if nodedef.name in self.g:
+        if nodedef.name in self.g._node:
             raise GraphfixError(f"cannot add node {nodedef.name!r}: the name is taken")
         self.g.add_node(nodedef.name, node=nodedef)
         self._owned.add(nodedef.name)
@@ -225,7 +364,7 @@ class GraphIR:
         self._ins.pop(nodedef.name, None)
         self.order[nodedef.name] = self._next
         self._next += 1
-        self._touch()
+        self._touch((nodedef.name,))
 
     def add_nodes(self, nodedefs, after: str | None = None) -> None:
         """Add several NodeDefs that may refer to each other, then index their
@@ -256,7 +395,7 @@ class GraphIR:
         for dst in done:
             self._reindex(dst)
         if done:
-            self._touch()
+            self._touch(done + [old[0], new[0]])
         return done
 
     def replace_control_uses(self, old: str, new: str, exclude=()) -> None:
@@ -271,13 +410,13 @@ class GraphIR:
             del n.input[:]
             n.input.extend(refs)
             self._reindex(dst)
-            self._touch()
+            self._touch((dst, old, new))
 
     def rename(self, old: str, new: str) -> None:
         """Rename node ``old`` to ``new`` (free), updating every reference to it."""
-        if new in self.g:
+        if new in self.g._node:
             raise GraphfixError(f"cannot rename {old!r} to {new!r}: the name is taken")
-        consumers = sorted({dst for _, dst in self.g.out_edges(old)})
+        consumers = sorted(self.g._succ[old])
         n = self.mutable(old)
         n.name = new
         self._owned.discard(old)
@@ -299,33 +438,35 @@ class GraphIR:
                 refs.append(s)
             del d.input[:]
             d.input.extend(refs)
-        self._touch()
+        self._touch(consumers + [old, new])
 
     def remove_node(self, name: str) -> None:
-        if self.g.out_degree(name):
+        if self.g._succ[name]:
             raise GraphfixError(f"cannot remove node {name!r}: it still has consumers")
+        preds = list(self.g._pred[name])
         self.g.remove_node(name)
         self._ins.pop(name, None)
         del self.order[name]
-        self._touch()
+        self._touch(preds + [name])
 
     def remove_dead(self, candidates) -> list[str]:
         """Remove the nodes of ``candidates`` that nothing outside the removed set consumes."""
-        cand = set(candidates) & set(self.g.nodes)
+        cand = set(candidates) & self.g._node.keys()
         changed = True
         while changed:
             changed = False
             for name in sorted(cand):
-                if any(dst not in cand for dst in self.g.successors(name)):
+                if any(dst not in cand for dst in self.g._succ[name]):
                     cand.discard(name)
                     changed = True
         removed = sorted(cand, key=self.order.__getitem__)
+        preds = {src for name in removed for src in self.g._pred[name]}
         self.g.remove_nodes_from(removed)
         for name in removed:
             del self.order[name]
             self._ins.pop(name, None)
         if removed:
-            self._touch()
+            self._touch(preds | set(removed))
         return removed
 
     # ------------------------------------------------------------ output
@@ -354,7 +495,7 @@ class GraphIR:
         back = {n for n, a in nodes.items() if a["node"].op == "NextIteration"}
         indeg = {}
         for name, srcs in pred.items():
-            indeg[name] = sum(len(keyed) for src, keyed in srcs.items() if src not in back and src != name)
+            indeg[name] = sum(d["count"] for src, d in srcs.items() if src not in back and src != name)
         ready = sorted((n for n, d in indeg.items() if d == 0), key=self.order.__getitem__, reverse=True)
         res = []
         while ready:
@@ -362,10 +503,10 @@ class GraphIR:
             res.append(n)
             if n in back:
                 continue
-            for dst, keyed in succ[n].items():
+            for dst, d in succ[n].items():
                 if dst == n:
                     continue
-                indeg[dst] -= len(keyed)
+                indeg[dst] -= d["count"]
                 if indeg[dst] == 0:
                     ready.append(dst)
         if len(res) != len(indeg):

@@ -57,7 +57,7 @@ class GradScopes:
         self.prefixes = list(real)
         if not real:
             return
-        aliases = getattr(ir, "renamed", None) or {}
+        aliases = ir.renamed
         for name in ir.names():
             gp = spliced_prefix(name)
             if gp is not None:
@@ -208,7 +208,7 @@ def spliced_owner(ir, name: str) -> tuple[str | None, bool]:
     i = rest.find("_grad/")
     if i <= 0:
         return None, False
-    return _resolve(ir, gp, built_name(gp, rest[:i]), getattr(ir, "renamed", None) or {}), False
+    return _resolve(ir, gp, built_name(gp, rest[:i]), ir.renamed), False
 
 
 def _resolve(ir, gp: str, built: str, aliases: dict[str, str]) -> str:
