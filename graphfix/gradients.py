@@ -231,9 +231,8 @@ def _shorten_gradient_names(ir, nodes, scope: str) -> dict[str, str]:
 
 def _free_scope(ir, scope: str) -> str:
     """``scope``, or ``scope_1``, ``scope_2``… if nodes already live under it."""
-    taken = {n for n in ir.g.nodes if n.startswith(scope)}
     name, k = scope, 0
-    while name in taken or any(n.startswith(name + "/") for n in taken):
+    while ir.scope_in_use(name):
         k += 1
         name = f"{scope}_{k}"
     return name
@@ -242,7 +241,7 @@ def _free_scope(ir, scope: str) -> str:
 def _fix_colocation(ir, moved: dict[str, str]) -> None:
     """Colocation constraints (``_class: loc:@X``) naming a removed node now
     name its replacement, or are dropped."""
-    for name in ir.colocated():
+    for name in ir.dangling_colocations():
         n = ir.node(name)
         if "_class" not in n.attr:
             continue
@@ -258,11 +257,7 @@ def _fix_colocation(ir, moved: dict[str, str]) -> None:
             if loc not in new:
                 new.append(loc)
         if new != locs:
-            n = ir.mutable(name)
-            del n.attr["_class"].list.s[:]
-            n.attr["_class"].list.s.extend(new)
-            if not new:
-                del n.attr["_class"]
+            ir.set_colocation(name, new)
 
 
 def _aggregations(ir, scopes, gp: str, nodes: set[str]) -> list[str]:

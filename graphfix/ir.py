@@ -27,10 +27,15 @@ for an earlier version instead of starting over.
 """
 from __future__ import annotations
 
+import bisect
+
 import networkx as nx
 
 from graphfix.arity import ARITY
 from graphfix.errors import GraphfixError
+
+
+MARK = "/graphfix/"  # in the name of every node graphfix builds (``<anchor>/graphfix/<CODE>/…``)
 
 
 def parse_input(s: str) -> tuple[str, int, bool]:
@@ -140,7 +145,11 @@ class GraphIR:
             if want is not None and len(data) != want:
                 raise GraphfixError(f"node {dst!r} ({n.op}) has {len(data)} data input(s), the op takes {want}: "
                                     "the graph is malformed")
-        self._names: tuple[int, list[str]] | None = None
+        self._names: list[str] | None = None  # names in output order (lazy; kept up to date by the edits)
+        self._pending: set[str] = set()  # handed out by mutable() since the last journalled edit
+        self._marked: set[str] | None = None  # names containing MARK (lazy)
+        self._locs: dict[str, set[str]] | None = None  # colocation target -> nodes naming it (lazy)
+        self._sorted_order: list | None = None  # every node's order value, sorted (lazy)
         # A cycle outside a while loop is an error up front: analyses walk the
         # graph in topological order and must not see one (the order is cached).
         self._topo: tuple[int, list[str]] | None = None
@@ -245,8 +254,60 @@ class GraphIR:
         live = [n for n in self._coloc if n in self.g._node]
         return sorted(live, key=self.order.__getitem__)
 
+    def marked(self) -> list[str]:
+        """Nodes whose name contains ``/graphfix/`` (what graphfix built), in
+        output order; indexed, so finding them does not read every name."""
+        if self._marked is None:
+            self._marked = {n for n in self.g._node if MARK in n}
+        return sorted(self._marked, key=self.order.__getitem__)
+
+    def scope_in_use(self, scope: str) -> bool:
+        """A node is named ``scope`` or lives under ``scope/``."""
+        if scope in self.g._node:
+            return True
+        pre = scope + "/"
+        names = self.marked() if MARK in pre else self.g._node
+        return any(n.startswith(pre) for n in names)
+
+    def dangling_colocations(self) -> list[str]:
+        """Nodes whose ``_class`` names a node that is not in the graph, or
+        names one twice (in order; a superset is fine: callers read the attr
+        again).  Indexed by target, so this does not read every node."""
+        if self._locs is None:
+            self._locs = {}
+            for name in self._coloc:
+                if name in self.g._node:
+                    self._index_locs(name)
+        res = set()
+        for target, nodes in self._locs.items():
+            if target not in self.g._node:
+                res |= {n for n in nodes if n in self.g._node}
+        return sorted(res, key=self.order.__getitem__)
+
+    def _index_locs(self, name: str) -> None:
+        n = self.g._node[name]["node"]
+        if "_class" in n.attr:
+            locs = list(n.attr["_class"].list.s)
+            for loc in locs:
+                if loc.startswith(b"loc:@"):
+                    self._locs.setdefault(loc[5:].decode(), set()).add(name)
+            if len(set(locs)) < len(locs):
+                self._locs.setdefault("", set()).add(name)  # no node is named "": always listed
+
+    def set_colocation(self, name: str, locs: list[bytes]) -> None:
+        """Set (or, when empty, drop) the ``_class`` colocation list of ``name``."""
+        n = self.mutable(name)
+        del n.attr["_class"].list.s[:]
+        n.attr["_class"].list.s.extend(locs)
+        if not locs:
+            del n.attr["_class"]
+        elif self._locs is not None:
+            self._index_locs(name)
+
     def mutable(self, name: str):
-        """The NodeDef of ``name``, safe to edit (copied first when the IR protects its source)."""
+        """The NodeDef of ``name``, safe to edit (copied first when the IR protects its source).
+        The next edit's journal entry counts ``name`` as touched."""
+        self._pending.add(name)
         attrs = self.g._node[name]
         if self._cow and name not in self._owned:
             nd = type(attrs["node"])()
@@ -259,10 +320,10 @@ class GraphIR:
         return self.g._node[name]["node"].op
 
     def names(self) -> list[str]:
-        """Node names in output order (cached per IR version)."""
-        if self._names is None or self._names[0] != self.version:
-            self._names = (self.version, sorted(self.g._node, key=self.order.__getitem__))
-        return list(self._names[1])
+        """Node names in output order (indexed; the edits keep the index in order)."""
+        if self._names is None:
+            self._names = sorted(self.g._node, key=self.order.__getitem__)
+        return list(self._names)
 
     def inputs(self, name: str) -> list[tuple[str, int]]:
         """Data inputs of ``name`` in order, as (producer, output index)."""
@@ -331,7 +392,16 @@ class GraphIR:
     def _touch(self, names=()):
         self.version += 1
         self.changed = True
-        self._journal.append((self.version, frozenset(names)))
+        touched = frozenset(names) | self._pending
+        self._pending = set()
+        self._journal.append((self.version, touched))
+        if self._marked is not None:
+            for n in touched:
+                if MARK in n:
+                    if n in self.g._node:
+                        self._marked.add(n)
+                    else:
+                        self._marked.discard(n)
 
     def _unlink_inputs(self, name: str) -> None:
         succ = self.g._succ
@@ -361,8 +431,14 @@ class GraphIR:
         self._owned.add(nodedef.name)
         if "_class" in nodedef.attr:
             self._coloc.add(nodedef.name)
+            if self._locs is not None:
+                self._index_locs(nodedef.name)
         self._ins.pop(nodedef.name, None)
         self.order[nodedef.name] = self._next
+        if self._sorted_order is not None:
+            self._sorted_order.append(self._next)
+        if self._names is not None:
+            self._names.append(nodedef.name)  # the last place, until add_nodes moves it
         self._next += 1
         self._touch((nodedef.name,))
 
@@ -376,11 +452,32 @@ class GraphIR:
             self._reindex(n.name)
         if after is not None and nodedefs:
             lo = self.order[after]
-            new = {n.name for n in nodedefs}
-            hi = min((v for k, v in self.order.items() if v > lo and k not in new), default=lo + 1)
+            values = self._order_values()
+            for n in nodedefs:  # the new nodes' provisional places (at the end) are not free
+                del values[bisect.bisect_left(values, self.order[n.name])]
+            i = bisect.bisect_right(values, lo)
+            hi = values[i] if i < len(values) else lo + 1
             step = (hi - lo) / (len(nodedefs) + 1)
+            if self._names is not None:
+                del self._names[-len(nodedefs):]
             for k, n in enumerate(nodedefs):
                 self.order[n.name] = lo + step * (k + 1)
+                bisect.insort(values, self.order[n.name])
+                if self._names is not None:
+                    bisect.insort(self._names, n.name, key=self.order.__getitem__)
+
+    def _order_values(self) -> list:
+        """Every live node's order value, sorted (kept up to date by the edits once built)."""
+        if self._sorted_order is None:
+            self._sorted_order = sorted(self.order.values())
+        return self._sorted_order
+
+    def _forget_order(self, name: str) -> None:
+        if self._names is not None:
+            del self._names[bisect.bisect_left(self._names, self.order[name], key=self.order.__getitem__)]
+        v = self.order.pop(name)
+        if self._sorted_order is not None:
+            del self._sorted_order[bisect.bisect_left(self._sorted_order, v)]
 
     def replace_uses(self, old: tuple[str, int], new: tuple[str, int], exclude=()) -> list[str]:
         """Point every data consumer of tensor ``old`` (but those in ``exclude``) at ``new``."""
@@ -424,6 +521,10 @@ class GraphIR:
         if old in self._coloc:
             self._coloc.add(new)
         self.g = nx.relabel_nodes(self.g, {old: new}, copy=False)
+        if old in self._coloc and self._locs is not None:
+            self._index_locs(new)
+        if self._names is not None:
+            self._names[bisect.bisect_left(self._names, self.order[old], key=self.order.__getitem__)] = new
         self.order[new] = self.order.pop(old)
         self._ins.pop(old, None)
         self._ins.pop(new, None)
@@ -446,7 +547,7 @@ class GraphIR:
         preds = list(self.g._pred[name])
         self.g.remove_node(name)
         self._ins.pop(name, None)
-        del self.order[name]
+        self._forget_order(name)
         self._touch(preds + [name])
 
     def remove_dead(self, candidates) -> list[str]:
@@ -463,7 +564,7 @@ class GraphIR:
         preds = {src for name in removed for src in self.g._pred[name]}
         self.g.remove_nodes_from(removed)
         for name in removed:
-            del self.order[name]
+            self._forget_order(name)
             self._ins.pop(name, None)
         if removed:
             self._touch(preds | set(removed))

@@ -83,7 +83,7 @@ class Context:
     @property
     def facts(self) -> Facts:
         if self._facts is None or self._facts.version != self.ir.version:
-            self._facts = Facts(self.ir, self.losses, pinned=self._first)
+            self._facts = Facts(self.ir, self.losses, pinned=self._first, previous=self._facts)
             if self._first is None:
                 self._first = self._facts
         return self._facts

@@ -1,7 +1,11 @@
 """Analyses over a GraphIR.  :class:`Facts` computes each one lazily, once
-per IR version, and every rule shares them."""
+per IR version, and every rule shares them.  After an edit, the facts of the
+new version start from the previous version's where an analysis can be
+updated from what the edit touched (:meth:`GraphIR.changes_since`): the
+op index and the gradient scopes; the others are computed again on demand."""
 from __future__ import annotations
 
+import bisect
 import functools
 
 from graphfix.analysis import controlflow, gradpath, loss, numeric, ranges
@@ -10,7 +14,7 @@ from graphfix.analysis import controlflow, gradpath, loss, numeric, ranges
 class Facts:
     """Lazily computed, cached analysis results for one version of an IR."""
 
-    def __init__(self, ir, losses=None, pinned: "Facts | None" = None):
+    def __init__(self, ir, losses=None, pinned: "Facts | None" = None, previous: "Facts | None" = None):
         self.ir = ir
         self.version = ir.version
         self._given_losses = list(losses or [])
@@ -20,6 +24,21 @@ class Facts:
             # different (and, say, an evaluation metric look like a loss).
             self.__dict__["_losses"] = pinned._losses
             self.__dict__["seeds"] = pinned.seeds
+        if previous is not None and previous.ir is ir and pinned is not None:
+            self._carry(previous)
+
+    def _carry(self, prev: "Facts") -> None:
+        """Update what ``prev`` (an earlier version of the same IR, with the
+        same pinned seeds) computed, where the edits since are known."""
+        touched = self.ir.changes_since(prev.version)
+        if touched is None:
+            return
+        done = prev.__dict__
+        if "grad_scopes" in done:
+            self.__dict__["grad_scopes"] = done["grad_scopes"].updated(self.ir, touched)
+        if "_by_op" in done:
+            self.__dict__["_op_of"], self.__dict__["_by_op"] = _update_by_op(self.ir, done["_op_of"],
+                                                                            done["_by_op"], touched)
 
     @functools.cached_property
     def _losses(self):
@@ -121,13 +140,20 @@ class Facts:
 
     @functools.cached_property
     def in_loop(self) -> set[str]:
+        if not self.nodes_of("Enter", "RefEnter"):  # no v1 while loop (the op index is kept across edits)
+            return set()
         return controlflow.loop_nodes(self.ir)
+
+    @functools.cached_property
+    def _op_of(self) -> dict[str, str]:
+        """Node -> op, as indexed in :attr:`_by_op`."""
+        return {name: self.ir.op(name) for name in self.ir.names()}
 
     @functools.cached_property
     def _by_op(self) -> dict[str, list[str]]:
         index: dict[str, list[str]] = {}
-        for name in self.ir.names():
-            index.setdefault(self.ir.op(name), []).append(name)
+        for name, op in self._op_of.items():
+            index.setdefault(op, []).append(name)
         return index
 
     def nodes_of(self, *ops: str) -> list[str]:
@@ -140,3 +166,30 @@ class Facts:
     @functools.cached_property
     def ranges(self) -> ranges.Ranges:
         return ranges.Ranges(self.ir, self.numeric)
+
+
+def _update_by_op(ir, op_of: dict[str, str], by_op: dict[str, list[str]], touched: set[str]):
+    """The op index after edits that touched only ``touched`` (copies; the old
+    one stays valid for its own version)."""
+    op_of = dict(op_of)
+    by_op = dict(by_op)
+    copied: set[str] = set()
+    order = ir.order
+    for name in touched:  # first out, all of them: the lists stay sortable by the live order
+        old = op_of.pop(name, None)
+        if old is not None:
+            if old not in copied:
+                by_op[old] = list(by_op[old])
+                copied.add(old)
+            by_op[old].remove(name)
+            if not by_op[old]:
+                del by_op[old]
+                copied.discard(old)
+    for name in sorted(touched):
+        if name in ir:
+            op = op_of[name] = ir.op(name)
+            if op not in copied:
+                by_op[op] = list(by_op.get(op, ()))
+                copied.add(op)
+            bisect.insort(by_op[op], name, key=order.__getitem__)
+    return op_of, by_op

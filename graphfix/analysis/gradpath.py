@@ -16,7 +16,7 @@ rebuilt), so both kinds are indexed alike: ``(prefix, forward op) -> nodes``.
 """
 from __future__ import annotations
 
-import functools
+import bisect
 import re
 from collections import defaultdict
 
@@ -49,43 +49,136 @@ class GradScopes:
     def __init__(self, ir, prefixes):
         self.ir = ir
         real = sorted(set(prefixes), key=len, reverse=True)
+        self._real = real
         self.scopes: dict[tuple[str, str], list[str]] = defaultdict(list)
         self.built_as: dict[tuple[str, str], str] = {}  # (prefix, owner) -> the op's name when it was built
         self.members: set[str] = set()
         self.by_op: dict[str, list[str]] = defaultdict(list)  # forward op -> prefixes with a scope of it
-        spliced: set[str] = set()
+        self.owner: dict[str, tuple[str, str]] = {}  # gradient node -> (prefix, forward op whose scope holds it)
+        self._spliced: dict[str, int] = {}  # spliced prefix -> its member count
         self.prefixes = list(real)
         if not real:
             return
-        aliases = ir.renamed
         for name in ir.names():
+            self._add(name)
+        self.prefixes = sorted(set(real) | set(self._spliced), key=len, reverse=True)
+
+    def _add(self, name: str) -> tuple[str, str] | None:
+        """Index ``name`` (appended: callers add in graph order); its scope key, if any."""
+        gp = spliced_prefix(name)
+        if gp is not None:
+            self._spliced[gp] = self._spliced.get(gp, 0) + 1
+        else:
+            gp = next((p for p in self._real if name.startswith(p + "/")), None)
+            if gp is None:
+                return None
+        self.members.add(name)
+        rest = name[len(gp) + 1:]
+        i = rest.find("_grad/")
+        if i <= 0:
+            return None
+        real = gp in self._real
+        built = rest[:i] if real else built_name(gp, rest[:i])
+        fwd = built if real else _resolve(self.ir, gp, built, self.ir.renamed)
+        key = (gp, fwd)
+        nodes = self.scopes.get(key)
+        if nodes is None:
+            nodes = self.scopes[key] = []
+            self.by_op[fwd].append(gp)
+            self.built_as[key] = built
+        nodes.append(name)
+        self.owner[name] = key
+        return key
+
+    def updated(self, ir, touched: set[str]) -> "GradScopes":
+        """This index for ``ir`` after edits that added, removed or rewired
+        only ``touched`` (see GraphIR.changes_since): TensorFlow's scopes are
+        updated node by node; graphfix's spliced ones — whose owners follow
+        renames — are re-read from the nodes graphfix built (an index of the
+        IR), so the cost follows the edits, not the graph."""
+        new = object.__new__(GradScopes)
+        new.ir = ir
+        new._real = self._real
+        new.prefixes = list(self._real)
+        if not self._real:
+            new.scopes, new.built_as, new.members = defaultdict(list), {}, set()
+            new.by_op, new.owner, new._spliced = defaultdict(list), {}, {}
+            return new
+        order = ir.order
+        new.scopes = defaultdict(list, self.scopes)  # lists are copied before they change
+        new.built_as = dict(self.built_as)
+        new.members = set(self.members)
+        new.by_op = defaultdict(list, self.by_op)
+        new.owner = dict(self.owner)
+        new._spliced = {}
+        copied: set = set()
+        dirty_ops: set[str] = set()
+
+        def drop(name):
+            new.members.discard(name)
+            key = new.owner.pop(name, None)
+            if key is None:
+                return
+            if key not in copied:
+                new.scopes[key] = list(new.scopes[key])
+                copied.add(key)
+            new.scopes[key].remove(name)
+            if key[0] not in self._real:
+                new.built_as.pop(key, None)  # set again by the scope's first node
+            dirty_ops.add(key[1])
+
+        for name in list(self.members):
+            if spliced_prefix(name) is not None:
+                drop(name)
+        for name in touched:
+            if name in self.members:
+                drop(name)
+        fresh = []
+        for name in touched:
+            if name in ir and spliced_prefix(name) is None and \
+                    any(name.startswith(p + "/") for p in self._real):
+                fresh.append(name)
+        fresh.sort(key=order.__getitem__)
+        for name in fresh + [n for n in ir.marked() if spliced_prefix(n) is not None]:
             gp = spliced_prefix(name)
             if gp is not None:
-                spliced.add(gp)
+                new._spliced[gp] = new._spliced.get(gp, 0) + 1
             else:
-                gp = next((p for p in real if name.startswith(p + "/")), None)
-                if gp is None:
-                    continue
-            self.members.add(name)
+                gp = next(p for p in self._real if name.startswith(p + "/"))
+            new.members.add(name)
             rest = name[len(gp) + 1:]
             i = rest.find("_grad/")
             if i <= 0:
                 continue
-            built = rest[:i] if gp in real else built_name(gp, rest[:i])
-            fwd = built if gp in real else _resolve(ir, gp, built, aliases)
+            real = gp in self._real
+            built = rest[:i] if real else built_name(gp, rest[:i])
+            fwd = built if real else _resolve(ir, gp, built, ir.renamed)
             key = (gp, fwd)
-            nodes = self.scopes.get(key)
-            if nodes is None:
-                nodes = self.scopes[key] = []
-                self.by_op[fwd].append(gp)
-                self.built_as[key] = built
-            nodes.append(name)
-        self.prefixes = sorted(set(real) | spliced, key=len, reverse=True)
-
-    @functools.cached_property
-    def owner(self) -> dict[str, tuple[str, str]]:
-        """Gradient node -> (prefix, forward op whose scope holds it)."""
-        return {n: key for key, nodes in self.scopes.items() for n in nodes}
+            if key not in copied:
+                new.scopes[key] = list(new.scopes.get(key, ()))
+                copied.add(key)
+            bisect.insort(new.scopes[key], name, key=order.__getitem__)
+            new.built_as.setdefault(key, built)
+            new.owner[name] = key
+            dirty_ops.add(fwd)
+        touched_gps: dict[str, set[str]] = defaultdict(set)
+        for gp, fwd in copied:
+            touched_gps[fwd].add(gp)
+        for fwd in dirty_ops:
+            keys = [(gp, fwd) for gp in set(self.by_op.get(fwd, ())) | touched_gps[fwd]]
+            live = []
+            for key in keys:
+                if new.scopes.get(key):
+                    live.append(key)
+                else:
+                    new.scopes.pop(key, None)
+                    new.built_as.pop(key, None)
+            if live:
+                new.by_op[fwd] = [k[0] for k in sorted(live, key=lambda k: order[new.scopes[k][0]])]
+            else:
+                new.by_op.pop(fwd, None)
+        new.prefixes = sorted(set(self._real) | set(new._spliced), key=len, reverse=True)
+        return new
 
     def has_scope(self, fwd: str) -> bool:
         """Some ``tf.gradients`` call differentiated forward op ``fwd``."""
