@@ -149,6 +149,8 @@ class GraphIR:
         self._pending: set[str] = set()  # handed out by mutable() since the last journalled edit
         self._marked: set[str] | None = None  # names containing MARK (lazy)
         self._locs: dict[str, set[str]] | None = None  # colocation target -> nodes naming it (lazy)
+        self._dangling: set[str] = set()  # targets in _locs that name no node
+        self._locs_version = self.version
         self._sorted_order: list | None = None  # every node's order value, sorted (lazy)
         # A cycle outside a while loop is an error up front: analyses walk the
         # graph in topological order and must not see one (the order is cached).
@@ -222,16 +224,15 @@ class GraphIR:
         """Nodes added, removed or rewired (their inputs changed) since
         ``version``, or None when that is not known (the graph was replaced, or
         ``version`` is older than the journal)."""
+        journal = self._journal
+        if version < journal[0][0]:
+            return None
         touched: set[str] = set()
-        known = False
-        for v, names in self._journal:
-            if v <= version:
-                known = v == version or known
-                continue
+        for _, names in journal[bisect.bisect_right(journal, version, key=lambda e: e[0]):]:
             if names is None:
                 return None
             touched |= names
-        return touched if known or version == self.version else None
+        return touched
 
     # ------------------------------------------------------------ queries
     def __contains__(self, name: str) -> bool:
@@ -273,15 +274,29 @@ class GraphIR:
         """Nodes whose ``_class`` names a node that is not in the graph, or
         names one twice (in order; a superset is fine: callers read the attr
         again).  Indexed by target, so this does not read every node."""
-        if self._locs is None:
-            self._locs = {}
+        live = self.g._node
+        since = None if self._locs is None else self.changes_since(self._locs_version)
+        if since is None:
+            self._locs, self._dangling = {}, set()
             for name in self._coloc:
-                if name in self.g._node:
+                if name in live:
                     self._index_locs(name)
+        else:  # targets removed (or added again) since the last call
+            for name in since:
+                if name in self._locs:
+                    if name in live:
+                        self._dangling.discard(name)
+                    else:
+                        self._dangling.add(name)
+        self._locs_version = self.version
         res = set()
-        for target, nodes in self._locs.items():
-            if target not in self.g._node:
-                res |= {n for n in nodes if n in self.g._node}
+        for target in list(self._dangling):
+            nodes = {n for n in self._locs[target] if n in live}
+            if nodes:
+                res |= nodes
+            elif target:  # nothing live names it: forget it ("" stays: a node added later may repeat one)
+                self._dangling.discard(target)
+                del self._locs[target]
         return sorted(res, key=self.order.__getitem__)
 
     def _index_locs(self, name: str) -> None:
@@ -290,9 +305,13 @@ class GraphIR:
             locs = list(n.attr["_class"].list.s)
             for loc in locs:
                 if loc.startswith(b"loc:@"):
-                    self._locs.setdefault(loc[5:].decode(), set()).add(name)
+                    target = loc[5:].decode()
+                    self._locs.setdefault(target, set()).add(name)
+                    if target not in self.g._node:
+                        self._dangling.add(target)
             if len(set(locs)) < len(locs):
                 self._locs.setdefault("", set()).add(name)  # no node is named "": always listed
+                self._dangling.add("")
 
     def set_colocation(self, name: str, locs: list[bytes]) -> None:
         """Set (or, when empty, drop) the ``_class`` colocation list of ``name``."""

@@ -145,14 +145,15 @@ class Facts:
         return controlflow.loop_nodes(self.ir)
 
     @functools.cached_property
-    def _op_of(self) -> dict[str, str]:
-        """Node -> op, as indexed in :attr:`_by_op`."""
-        return {name: self.ir.op(name) for name in self.ir.names()}
+    def _op_of(self) -> dict[str, tuple[str, float]]:
+        """Node -> (op, place in the output order), as indexed in :attr:`_by_op`."""
+        order = self.ir.order
+        return {name: (self.ir.op(name), order[name]) for name in self.ir.names()}
 
     @functools.cached_property
     def _by_op(self) -> dict[str, list[str]]:
         index: dict[str, list[str]] = {}
-        for name, op in self._op_of.items():
+        for name, (op, _) in self._op_of.items():
             index.setdefault(op, []).append(name)
         return index
 
@@ -168,28 +169,35 @@ class Facts:
         return ranges.Ranges(self.ir, self.numeric)
 
 
-def _update_by_op(ir, op_of: dict[str, str], by_op: dict[str, list[str]], touched: set[str]):
+def _update_by_op(ir, op_of: dict[str, tuple[str, float]], by_op: dict[str, list[str]], touched: set[str]):
     """The op index after edits that touched only ``touched`` (copies; the old
-    one stays valid for its own version)."""
+    one stays valid for its own version).  ``op_of`` keeps each node's op and
+    its place when indexed, so a removed node is found by bisection."""
+    old_of = op_of
     op_of = dict(op_of)
     by_op = dict(by_op)
     copied: set[str] = set()
-    order = ir.order
-    for name in touched:  # first out, all of them: the lists stay sortable by the live order
+
+    def own(op):
+        if op not in copied:
+            by_op[op] = list(by_op.get(op, ()))
+            copied.add(op)
+        return by_op[op]
+
+    def placed(name):
+        return old_of[name][1]
+
+    for name in touched:  # out first, all of them (their old places, then the live ones)
         old = op_of.pop(name, None)
         if old is not None:
-            if old not in copied:
-                by_op[old] = list(by_op[old])
-                copied.add(old)
-            by_op[old].remove(name)
-            if not by_op[old]:
-                del by_op[old]
-                copied.discard(old)
+            lst = own(old[0])
+            del lst[bisect.bisect_left(lst, old[1], key=placed)]
+    order = ir.order
     for name in sorted(touched):
         if name in ir:
-            op = op_of[name] = ir.op(name)
-            if op not in copied:
-                by_op[op] = list(by_op.get(op, ()))
-                copied.add(op)
-            bisect.insort(by_op[op], name, key=order.__getitem__)
+            op_of[name] = (ir.op(name), order[name])
+            bisect.insort(own(op_of[name][0]), name, key=lambda n: op_of[n][1])
+    for op in copied:
+        if not by_op[op]:
+            del by_op[op]
     return op_of, by_op

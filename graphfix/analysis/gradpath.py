@@ -55,6 +55,10 @@ class GradScopes:
         self.members: set[str] = set()
         self.by_op: dict[str, list[str]] = defaultdict(list)  # forward op -> prefixes with a scope of it
         self.owner: dict[str, tuple[str, str]] = {}  # gradient node -> (prefix, forward op whose scope holds it)
+        # Spliced scopes, grouped by (prefix, the op's name when built): a
+        # group's owner follows renames, so updates re-resolve groups, not nodes.
+        self._groups: dict[tuple[str, str], list[str]] = {}
+        self._resolved: dict[tuple[str, str], str] = {}
         self._spliced: dict[str, int] = {}  # spliced prefix -> its member count
         self.prefixes = list(real)
         if not real:
@@ -63,23 +67,40 @@ class GradScopes:
             self._add(name)
         self.prefixes = sorted(set(real) | set(self._spliced), key=len, reverse=True)
 
-    def _add(self, name: str) -> tuple[str, str] | None:
-        """Index ``name`` (appended: callers add in graph order); its scope key, if any."""
+    def _classify(self, name: str):
+        """(prefix, the scope's op name when built or None, spliced?) or None for a non-member."""
         gp = spliced_prefix(name)
-        if gp is not None:
-            self._spliced[gp] = self._spliced.get(gp, 0) + 1
-        else:
+        spliced = gp is not None
+        if not spliced:
             gp = next((p for p in self._real if name.startswith(p + "/")), None)
             if gp is None:
                 return None
-        self.members.add(name)
         rest = name[len(gp) + 1:]
         i = rest.find("_grad/")
         if i <= 0:
-            return None
-        real = gp in self._real
-        built = rest[:i] if real else built_name(gp, rest[:i])
-        fwd = built if real else _resolve(self.ir, gp, built, self.ir.renamed)
+            return gp, None, spliced
+        return gp, (built_name(gp, rest[:i]) if spliced else rest[:i]), spliced
+
+    def _add(self, name: str) -> None:
+        """Index ``name`` (appended: the constructor adds in graph order)."""
+        c = self._classify(name)
+        if c is None:
+            return
+        gp, built, spliced = c
+        self.members.add(name)
+        if spliced:
+            self._spliced[gp] = self._spliced.get(gp, 0) + 1
+        if built is None:
+            return
+        if spliced:
+            group = (gp, built)
+            if group not in self._groups:
+                self._groups[group] = []
+                self._resolved[group] = _resolve(self.ir, gp, built, self.ir.renamed)
+            self._groups[group].append(name)
+            fwd = self._resolved[group]
+        else:
+            fwd = built
         key = (gp, fwd)
         nodes = self.scopes.get(key)
         if nodes is None:
@@ -88,21 +109,17 @@ class GradScopes:
             self.built_as[key] = built
         nodes.append(name)
         self.owner[name] = key
-        return key
 
     def updated(self, ir, touched: set[str]) -> "GradScopes":
         """This index for ``ir`` after edits that added, removed or rewired
-        only ``touched`` (see GraphIR.changes_since): TensorFlow's scopes are
-        updated node by node; graphfix's spliced ones — whose owners follow
-        renames — are re-read from the nodes graphfix built (an index of the
-        IR), so the cost follows the edits, not the graph."""
+        only ``touched`` (see GraphIR.changes_since), equal to a fresh one;
+        the cost follows the edits and graphfix's spliced scopes (whose owners
+        are resolved again, per group), not the graph."""
         new = object.__new__(GradScopes)
         new.ir = ir
         new._real = self._real
-        new.prefixes = list(self._real)
         if not self._real:
-            new.scopes, new.built_as, new.members = defaultdict(list), {}, set()
-            new.by_op, new.owner, new._spliced = defaultdict(list), {}, {}
+            GradScopes.__init__(new, ir, [])
             return new
         order = ir.order
         new.scopes = defaultdict(list, self.scopes)  # lists are copied before they change
@@ -110,71 +127,83 @@ class GradScopes:
         new.members = set(self.members)
         new.by_op = defaultdict(list, self.by_op)
         new.owner = dict(self.owner)
-        new._spliced = {}
-        copied: set = set()
-        dirty_ops: set[str] = set()
+        new._groups = dict(self._groups)
+        new._resolved = dict(self._resolved)
+        new._spliced = dict(self._spliced)
+        copied: set = set()  # scope keys whose lists were copied (and may have changed)
+        dirty: set = set()  # groups whose members changed
 
-        def drop(name):
-            new.members.discard(name)
-            key = new.owner.pop(name, None)
-            if key is None:
-                return
-            if key not in copied:
-                new.scopes[key] = list(new.scopes[key])
-                copied.add(key)
-            new.scopes[key].remove(name)
-            if key[0] not in self._real:
-                new.built_as.pop(key, None)  # set again by the scope's first node
-            dirty_ops.add(key[1])
+        def own_list(table, key):
+            if (table is new.scopes and key not in copied) or (table is new._groups and key not in dirty):
+                table[key] = list(table.get(key, ()))
+                (copied if table is new.scopes else dirty).add(key)
+            return table[key]
 
-        for name in list(self.members):
-            if spliced_prefix(name) is not None:
-                drop(name)
-        for name in touched:
-            if name in self.members:
-                drop(name)
-        fresh = []
-        for name in touched:
-            if name in ir and spliced_prefix(name) is None and \
-                    any(name.startswith(p + "/") for p in self._real):
-                fresh.append(name)
-        fresh.sort(key=order.__getitem__)
-        for name in fresh + [n for n in ir.marked() if spliced_prefix(n) is not None]:
-            gp = spliced_prefix(name)
-            if gp is not None:
-                new._spliced[gp] = new._spliced.get(gp, 0) + 1
-            else:
-                gp = next(p for p in self._real if name.startswith(p + "/"))
-            new.members.add(name)
-            rest = name[len(gp) + 1:]
-            i = rest.find("_grad/")
-            if i <= 0:
+        live = [n for n in touched if n in ir]
+        for name in touched:  # out first, all of them: the lists stay sortable by the live order
+            if name not in self.members:
                 continue
-            real = gp in self._real
-            built = rest[:i] if real else built_name(gp, rest[:i])
-            fwd = built if real else _resolve(ir, gp, built, ir.renamed)
-            key = (gp, fwd)
-            if key not in copied:
-                new.scopes[key] = list(new.scopes.get(key, ()))
-                copied.add(key)
-            bisect.insort(new.scopes[key], name, key=order.__getitem__)
-            new.built_as.setdefault(key, built)
-            new.owner[name] = key
-            dirty_ops.add(fwd)
-        touched_gps: dict[str, set[str]] = defaultdict(set)
+            new.members.discard(name)
+            gp, built, spliced = self._classify(name)
+            if spliced:
+                new._spliced[gp] -= 1
+                if not new._spliced[gp]:
+                    del new._spliced[gp]
+                if built is not None:
+                    own_list(new._groups, (gp, built)).remove(name)
+            key = new.owner.pop(name, None)
+            if key is not None:
+                own_list(new.scopes, key).remove(name)
+        for name in sorted(live, key=order.__getitem__):
+            c = self._classify(name)
+            if c is None:
+                continue
+            gp, built, spliced = c
+            new.members.add(name)
+            if spliced:
+                new._spliced[gp] = new._spliced.get(gp, 0) + 1
+                if built is not None:
+                    bisect.insort(own_list(new._groups, (gp, built)), name, key=order.__getitem__)
+            elif built is not None:
+                bisect.insort(own_list(new.scopes, (gp, built)), name, key=order.__getitem__)
+                new.owner[name] = (gp, built)
+        # Spliced groups: resolve each again (a rename or a removal may move
+        # its owner) and move the ones that changed, or whose members did.
+        for group in list(new._groups):
+            gp, built = group
+            names = new._groups[group]
+            if not names:
+                del new._groups[group]
+                new._resolved.pop(group, None)
+                continue
+            fwd = _resolve(ir, gp, built, ir.renamed)
+            old = new._resolved.get(group)
+            if fwd == old and group not in dirty:
+                continue
+            new._resolved[group] = fwd
+            for name in names:
+                key = new.owner.get(name)
+                if key is not None:
+                    own_list(new.scopes, key).remove(name)
+                bisect.insort(own_list(new.scopes, (gp, fwd)), name, key=order.__getitem__)
+                new.owner[name] = (gp, fwd)
+        by_fwd: dict[str, set[str]] = defaultdict(set)
         for gp, fwd in copied:
-            touched_gps[fwd].add(gp)
-        for fwd in dirty_ops:
-            keys = [(gp, fwd) for gp in set(self.by_op.get(fwd, ())) | touched_gps[fwd]]
-            live = []
+            by_fwd[fwd].add(gp)
+        for fwd, gps in by_fwd.items():
+            keys = [(gp, fwd) for gp in set(self.by_op.get(fwd, ())) | gps]
+            kept = []
             for key in keys:
-                if new.scopes.get(key):
-                    live.append(key)
+                nodes = new.scopes.get(key)
+                if nodes:
+                    kept.append(key)
+                    c = self._classify(nodes[0])
+                    new.built_as[key] = c[1]
                 else:
                     new.scopes.pop(key, None)
                     new.built_as.pop(key, None)
-            if live:
-                new.by_op[fwd] = [k[0] for k in sorted(live, key=lambda k: order[new.scopes[k][0]])]
+            if kept:
+                new.by_op[fwd] = [k[0] for k in sorted(kept, key=lambda k: order[new.scopes[k][0]])]
             else:
                 new.by_op.pop(fwd, None)
         new.prefixes = sorted(set(self._real) | set(new._spliced), key=len, reverse=True)
