@@ -37,8 +37,9 @@ class Facts:
         if "grad_scopes" in done:
             self.__dict__["grad_scopes"] = done["grad_scopes"].updated(self.ir, touched)
         if "_by_op" in done:
-            self.__dict__["_op_of"], self.__dict__["_by_op"] = _update_by_op(self.ir, done["_op_of"],
-                                                                            done["_by_op"], touched)
+            # handed over: ``prev``, if still asked, indexes the IR again
+            op_of, by_op = done.pop("_op_of"), done.pop("_by_op")
+            self.__dict__["_op_of"], self.__dict__["_by_op"] = _update_by_op(self.ir, op_of, by_op, touched)
 
     @functools.cached_property
     def _losses(self):
@@ -170,28 +171,21 @@ class Facts:
 
 
 def _update_by_op(ir, op_of: dict[str, tuple[str, float]], by_op: dict[str, list[str]], touched: set[str]):
-    """The op index after edits that touched only ``touched`` (copies; the old
-    one stays valid for its own version).  ``op_of`` keeps each node's op and
-    its place when indexed, so a removed node is found by bisection."""
-    old_of = op_of
-    op_of = dict(op_of)
-    by_op = dict(by_op)
+    """The op index after edits that touched only ``touched``, updated in
+    place (the caller hands it over).  ``op_of`` keeps each node's op and its
+    place when indexed, so a removed node is found by bisection."""
     copied: set[str] = set()
 
     def own(op):
-        if op not in copied:
-            by_op[op] = list(by_op.get(op, ()))
-            copied.add(op)
-        return by_op[op]
+        copied.add(op)
+        return by_op.setdefault(op, [])
 
-    def placed(name):
-        return old_of[name][1]
-
-    for name in touched:  # out first, all of them (their old places, then the live ones)
+    placed = {name: op_of[name][1] for name in touched if name in op_of}
+    for name in touched:  # out first, all of them (by their old places), then the live ones
         old = op_of.pop(name, None)
         if old is not None:
             lst = own(old[0])
-            del lst[bisect.bisect_left(lst, old[1], key=placed)]
+            del lst[bisect.bisect_left(lst, old[1], key=lambda n: placed[n] if n in placed else op_of[n][1])]
     order = ir.order
     for name in sorted(touched):
         if name in ir:
