@@ -4,9 +4,10 @@
 carries its ``NodeDef`` under ``"node"`` — the message of the source GraphDef
 itself, referenced, not copied (a NodeDef is copied the first time an edit
 touches it, when the IR protects its source).  An edge ``src -> dst`` means
-``dst``'s ``NodeDef.input`` names ``src``; its data holds ``"count"``, how many
-of those inputs do (``add(x, x)`` is one edge of count 2; data and
-``^control`` inputs together).  Which output an input reads and where it sits
+``dst``'s ``NodeDef.input`` names ``src``; its data dict is empty when one
+input does, and holds ``"count"`` when several do (``add(x, x)`` is one edge
+with ``{"count": 2}``; data and ``^control`` inputs together): read it as
+``g.edges[src, dst].get("count", 1)``.  Which output an input reads and where it sits
 in ``NodeDef.input`` are not duplicated on edges: ``NodeDef.input`` is the
 source of truth, parsed once per node into an index beside the graph
 (:meth:`GraphIR.inputs`, :meth:`GraphIR.consumers`).  Every edit goes through
@@ -91,11 +92,13 @@ class GraphIR:
         nodes = graph_def.node
         order = self.order = {}
         by_name = {}
+        canon = {}  # name -> the one str object every index holds for it
         for i, n in enumerate(nodes):
             name = n.name
             if name in by_name:
                 raise GraphfixError(f"duplicate node name {name!r}")
             by_name[name] = n
+            canon[name] = name
             order[name] = i
         self._next = len(nodes)
         # Built in bulk straight into networkx's adjacency dicts (what
@@ -107,10 +110,10 @@ class GraphIR:
             succ[name] = {}
             pred[name] = {}
         ins = self._ins = {}
-        self._coloc = {n.name for n in nodes if "_class" in n.attr}
+        self._coloc = {canon[n.name] for n in nodes if "_class" in n.attr}
         arity = ARITY
         for n in nodes:
-            dst = n.name
+            dst = canon[n.name]
             p = pred[dst]
             data = []
             ctrl_seen = False
@@ -124,15 +127,17 @@ class GraphIR:
                         out = int(idx)
                     else:
                         src, out = s, 0
+                c = canon.get(src)
+                if c is None:
+                    raise GraphfixError(f"node {dst!r} input {s!r} names a missing node")
+                src = c
                 d = p.get(src)
                 if d is None:
-                    if src not in by_name:
-                        raise GraphfixError(f"node {dst!r} input {s!r} names a missing node")
                     if src == dst:
                         raise GraphfixError(f"the graph has a cycle: node {dst!r} reads its own output ({s!r})")
-                    p[src] = succ[src][dst] = {"count": 1}
+                    p[src] = succ[src][dst] = {}
                 else:
-                    d["count"] += 1
+                    d["count"] = d.get("count", 1) + 1
                 if ctrl:
                     ctrl_seen = True
                 else:
@@ -391,7 +396,7 @@ class GraphIR:
     def control_consumers(self, name: str) -> list[str]:
         res = []
         for dst, d in self.g._succ[name].items():
-            if d["count"] > sum(1 for src, _ in self._data_in(dst) if src == name):
+            if d.get("count", 1) > sum(1 for src, _ in self._data_in(dst) if src == name):
                 res.append(dst)
         return sorted(res, key=self.order.__getitem__)
 
@@ -438,9 +443,9 @@ class GraphIR:
                 raise GraphfixError(f"node {name!r} input {s!r} names a missing node")
             d = p.get(src)
             if d is None:
-                p[src] = succ[src][name] = {"count": 1}
+                p[src] = succ[src][name] = {}
             else:
-                d["count"] += 1
+                d["count"] = d.get("count", 1) + 1
 
     def add_node(self, nodedef) -> None:
         """Add a NodeDef (its inputs must exist, or be added before the next edit that reads them)."""
@@ -632,7 +637,7 @@ class GraphIR:
         back = {n for n, a in nodes.items() if a["node"].op == "NextIteration"}
         indeg = {}
         for name, srcs in pred.items():
-            indeg[name] = sum(d["count"] for src, d in srcs.items() if src not in back and src != name)
+            indeg[name] = sum(d.get("count", 1) for src, d in srcs.items() if src not in back and src != name)
         ready = sorted((n for n, d in indeg.items() if d == 0), key=self.order.__getitem__, reverse=True)
         res = []
         while ready:
@@ -643,7 +648,7 @@ class GraphIR:
             for dst, d in succ[n].items():
                 if dst == n:
                     continue
-                indeg[dst] -= d["count"]
+                indeg[dst] -= d.get("count", 1)
                 if indeg[dst] == 0:
                     ready.append(dst)
         if len(res) != len(indeg):

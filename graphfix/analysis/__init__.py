@@ -148,8 +148,8 @@ class Facts:
     @functools.cached_property
     def _op_of(self) -> dict[str, tuple[str, float]]:
         """Node -> (op, place in the output order), as indexed in :attr:`_by_op`."""
-        order = self.ir.order
-        return {name: (self.ir.op(name), order[name]) for name in self.ir.names()}
+        order, ops = self.ir.order, {}
+        return {name: (ops.setdefault(op, op), order[name]) for name in self.ir.names() for op in (self.ir.op(name),)}
 
     @functools.cached_property
     def _by_op(self) -> dict[str, list[str]]:
