@@ -35,7 +35,8 @@ class Facts:
             return
         done = prev.__dict__
         if "grad_scopes" in done:
-            self.__dict__["grad_scopes"] = done["grad_scopes"].updated(self.ir, touched)
+            # handed over too: its tables are reused
+            self.__dict__["grad_scopes"] = done.pop("grad_scopes").updated(self.ir, touched, handover=True)
         if "_by_op" in done:
             # handed over: ``prev``, if still asked, indexes the IR again
             op_of, by_op = done.pop("_op_of"), done.pop("_by_op")

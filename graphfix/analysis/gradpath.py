@@ -110,11 +110,12 @@ class GradScopes:
         nodes.append(name)
         self.owner[name] = key
 
-    def updated(self, ir, touched: set[str]) -> "GradScopes":
+    def updated(self, ir, touched: set[str], handover: bool = False) -> "GradScopes":
         """This index for ``ir`` after edits that added, removed or rewired
         only ``touched`` (see GraphIR.changes_since), equal to a fresh one;
         the cost follows the edits and graphfix's spliced scopes (whose owners
-        are resolved again, per group), not the graph."""
+        are resolved again, per group), not the graph.  With ``handover`` the
+        caller gives this index up: its tables are reused, not copied."""
         new = object.__new__(GradScopes)
         new.ir = ir
         new._real = self._real
@@ -122,14 +123,19 @@ class GradScopes:
             GradScopes.__init__(new, ir, [])
             return new
         order = ir.order
-        new.scopes = defaultdict(list, self.scopes)  # lists are copied before they change
-        new.built_as = dict(self.built_as)
-        new.members = set(self.members)
-        new.by_op = defaultdict(list, self.by_op)
-        new.owner = dict(self.owner)
-        new._groups = dict(self._groups)
-        new._resolved = dict(self._resolved)
-        new._spliced = dict(self._spliced)
+        if handover:
+            new.scopes, new.built_as, new.members, new.by_op = self.scopes, self.built_as, self.members, self.by_op
+            new.owner, new._groups, new._resolved, new._spliced = self.owner, self._groups, self._resolved, \
+                self._spliced
+        else:
+            new.scopes = defaultdict(list, self.scopes)  # lists are copied before they change
+            new.built_as = dict(self.built_as)
+            new.members = set(self.members)
+            new.by_op = defaultdict(list, self.by_op)
+            new.owner = dict(self.owner)
+            new._groups = dict(self._groups)
+            new._resolved = dict(self._resolved)
+            new._spliced = dict(self._spliced)
         copied: set = set()  # scope keys whose lists were copied (and may have changed)
         dirty: set = set()  # groups whose members changed
 
@@ -141,7 +147,7 @@ class GradScopes:
 
         live = [n for n in touched if n in ir]
         for name in touched:  # out first, all of them: the lists stay sortable by the live order
-            if name not in self.members:
+            if name not in new.members:  # still the old members: nothing is added before this loop ends
                 continue
             new.members.discard(name)
             gp, built, spliced = self._classify(name)
@@ -191,7 +197,7 @@ class GradScopes:
         for gp, fwd in copied:
             by_fwd[fwd].add(gp)
         for fwd, gps in by_fwd.items():
-            keys = [(gp, fwd) for gp in set(self.by_op.get(fwd, ())) | gps]
+            keys = [(gp, fwd) for gp in set(new.by_op.get(fwd, ())) | gps]  # the old entry, until replaced below
             kept = []
             for key in keys:
                 nodes = new.scopes.get(key)
