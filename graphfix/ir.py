@@ -29,6 +29,7 @@ for an earlier version instead of starting over.
 from __future__ import annotations
 
 import bisect
+import gc
 
 import networkx as nx
 
@@ -83,7 +84,23 @@ class GraphIR:
         self._build(graph_def, copy)
 
     def _build(self, graph_def, copy: bool) -> None:
-        """(Re)build the graph and its indexes from ``graph_def``."""
+        """(Re)build the graph and its indexes from ``graph_def``.  The build
+        makes a few objects per node and edge and no reference cycle, so the
+        cyclic garbage collector, which would walk the growing heap again and
+        again meanwhile, is paused."""
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            self._build_indexes(graph_def, copy)
+            # A cycle outside a while loop is an error up front: analyses walk the
+            # graph in topological order and must not see one (the order is cached).
+            self._topo: tuple[int, list[str]] | None = None
+            self.topo_order()
+        finally:
+            if paused:
+                gc.enable()
+
+    def _build_indexes(self, graph_def, copy: bool) -> None:
         self._cow = copy
         self._owned: set[str] = set()
         self._source = graph_def
@@ -157,10 +174,6 @@ class GraphIR:
         self._dangling: set[str] = set()  # targets in _locs that name no node
         self._locs_version = self.version
         self._sorted_order: list | None = None  # every node's order value, sorted (lazy)
-        # A cycle outside a while loop is an error up front: analyses walk the
-        # graph in topological order and must not see one (the order is cached).
-        self._topo: tuple[int, list[str]] | None = None
-        self.topo_order()
 
     # ------------------------------------------------------------ session state
     @property
