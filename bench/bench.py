@@ -412,18 +412,35 @@ def measure_check_process(n, timeout):
     """Peak RSS of one whole `graphfix check FILE` process (the CLI, as a user
     runs it: interpreter start, imports, reading and parsing the file, the
     analysis, the report), from the kernel's accounting of that child
-    (os.wait4), against the GraphDef's size on disk."""
-    path = pb_path(n)
+    (os.wait4), against the GraphDef's size on disk.  The CLI is started from
+    a small helper process (_check_process_worker): a child's peak RSS counts
+    the pages it shares with its parent before exec, and this process holds
+    TensorFlow and the graphs."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--_check-process", pb_path(n)]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": "timeout after %ss" % timeout}
+    line = next((l for l in reversed(p.stdout.splitlines()) if l.startswith("{")), None)
+    if line is None:
+        return {"error": "exit %d: %s" % (p.returncode, " ".join(p.stderr.strip().splitlines()[-1:]))}
+    out = json.loads(line)
+    if "peak_rss_mib" in out:
+        print("  graphfix check process: peak RSS %.0f MiB = %.1fx the GraphDef (%.1f MiB), exit %d, %.1f s"
+              % (out["peak_rss_mib"], out["times_file"], out["file_mib"], out["exit"], out["wall_seconds"]),
+              flush=True)
+    return out
+
+
+def _check_process_worker(path):
+    """Runs in a small fresh process: start `graphfix check path` and print its peak RSS as JSON."""
     cmd = [sys.executable, os.path.join(ROOT, "cli.py"), "check", path, "--no-cache"]
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        _, status, usage = os.wait4(p.pid, 0)
-    except ChildProcessError as e:
-        return {"error": str(e)}
+    _, status, usage = os.wait4(p.pid, 0)
     p.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - t0
-    err = p.stderr.read().decode(errors="replace").strip().splitlines()[-1:] if p.stderr else []
+    err = p.stderr.read().decode(errors="replace").strip().splitlines()[-1:]
     size = os.path.getsize(path)
     out = {"cmd": " ".join(os.path.relpath(c, ROOT) if os.path.isabs(c) and c.startswith(ROOT) else c
                            for c in cmd[1:]),
@@ -432,9 +449,7 @@ def measure_check_process(n, timeout):
     out["times_file"] = out["peak_rss_mib"] / out["file_mib"]
     if p.returncode not in (0, 1):
         out["error"] = "exit %d: %s" % (p.returncode, " ".join(err))
-    print("  graphfix check process: peak RSS %.0f MiB = %.1fx the GraphDef (%.1f MiB), exit %d, %.1f s"
-          % (out["peak_rss_mib"], out["times_file"], out["file_mib"], p.returncode, wall), flush=True)
-    return out
+    print(json.dumps(out))
 
 
 def bench_many_fixes(n, every, args, gf, tmpdir):
@@ -609,6 +624,9 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--_mem-worker"]:
         _mem_worker(argv[1], argv[2])
+        return 0
+    if argv[:1] == ["--_check-process"]:
+        _check_process_worker(argv[1])
         return 0
 
     ap = argparse.ArgumentParser(description="graphfix benchmark (see bench/README.md)")
