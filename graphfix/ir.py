@@ -174,6 +174,8 @@ class GraphIR:
         self._dangling: set[str] = set()  # targets in _locs that name no node
         self._locs_version = self.version
         self._sorted_order: list | None = None  # every node's order value, sorted (lazy)
+        self._ops: dict[str, str] = {}  # node -> op, read once from its NodeDef (mutable() forgets it)
+        self._op_names: dict[str, str] = {}  # one str per op name
 
     # ------------------------------------------------------------ session state
     @property
@@ -345,6 +347,7 @@ class GraphIR:
         """The NodeDef of ``name``, safe to edit (copied first when the IR protects its source).
         The next edit's journal entry counts ``name`` as touched."""
         self._pending.add(name)
+        self._ops.pop(name, None)
         attrs = self.g._node[name]
         if self._cow and name not in self._owned:
             nd = type(attrs["node"])()
@@ -354,7 +357,11 @@ class GraphIR:
         return attrs["node"]
 
     def op(self, name: str) -> str:
-        return self.g._node[name]["node"].op
+        op = self._ops.get(name)
+        if op is None:
+            op = self.g._node[name]["node"].op
+            op = self._ops[name] = self._op_names.setdefault(op, op)
+        return op
 
     def names(self) -> list[str]:
         """Node names in output order (indexed; the edits keep the index in order)."""
@@ -465,6 +472,7 @@ class GraphIR:
         if nodedef.name in self.g._node:
             raise GraphfixError(f"cannot add node {nodedef.name!r}: the name is taken")
         self.g.add_node(nodedef.name, node=nodedef)
+        self._ops.pop(nodedef.name, None)  # a removed node's, if the name is used again
         self._owned.add(nodedef.name)
         if "_class" in nodedef.attr:
             self._coloc.add(nodedef.name)
@@ -510,6 +518,8 @@ class GraphIR:
         return self._sorted_order
 
     def _forget_order(self, name: str) -> None:
+        """Drop a removed node from the indexes kept in output order (and its op)."""
+        self._ops.pop(name, None)
         if self._names is not None:
             del self._names[bisect.bisect_left(self._names, self.order[name], key=self.order.__getitem__)]
         v = self.order.pop(name)
@@ -558,6 +568,7 @@ class GraphIR:
         if old in self._coloc:
             self._coloc.add(new)
         self._relabel(old, new)
+        self._ops.pop(new, None)
         if old in self._coloc and self._locs is not None:
             self._index_locs(new)
         if self._names is not None:
@@ -647,7 +658,7 @@ class GraphIR:
         if self._topo is not None and self._topo[0] == self.version:
             return list(self._topo[1])
         nodes, succ, pred = self.g._node, self.g._succ, self.g._pred
-        back = {n for n, a in nodes.items() if a["node"].op == "NextIteration"}
+        back = {n for n in nodes if self.op(n) == "NextIteration"}
         indeg = {}
         for name, srcs in pred.items():
             indeg[name] = sum(d.get("count", 1) for src, d in srcs.items() if src not in back and src != name)
