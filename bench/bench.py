@@ -16,11 +16,21 @@ missing) this times, in this one process:
 Fast steps are repeated (--repeat, median reported); a step whose first run
 takes more than --slow-seconds is run once. Peak memory of parse/check/rewrite
 on the largest graph is measured in a separate subprocess per measurement (see
-_mem_worker). Results go to bench/results.json.
+_mem_worker), and so is the peak RSS of a whole `graphfix check` CLI process
+(interpreter, imports, reading and parsing the file, analysis), compared with
+the GraphDef's size on disk. Results go to bench/results.json.
+
+Many fixes: at each size, a second graph with one hazard per --hazard-every
+nodes (bench/gen.py --hazards; 20 at 10k, 200 at 100k by default), each an
+independent empty-able term of the loss, is rewritten (all fixed, gradients
+patched): with fixes proportional to nodes, time per node stays flat only if
+a fix costs what it changes, not what the graph holds.
+
+The targets (issue 13) are checked on the largest size and printed last.
 
 Usage:
     python bench/bench.py [--sizes 10k,40k,100k] [--skip-grappler] [--repeat N]
-                          [--json PATH] [--no-mem] [--regen]
+                          [--json PATH] [--no-mem] [--regen] [--hazard-every N]
 """
 
 import argparse
@@ -84,26 +94,32 @@ def size_label(n):
     return str(n)
 
 
-def pb_path(n, v2=False):
-    return os.path.join(DATA, "t%s%s.pb" % (size_label(n), "_v2" if v2 else ""))
+def pb_path(n, v2=False, hazards=None):
+    tail = ("_v2" if v2 else "") + ("_h%d" % hazards if hazards else "")
+    return os.path.join(DATA, "t%s%s.pb" % (size_label(n), tail))
+
+
+def hazards_for(n, every):
+    return max(2, int(round(n / float(every))))
 
 
 def info_path(path):
     return path[:-3] + ".info.json"
 
 
-def ensure_graph(n, regen=False, v2=False):
+def ensure_graph(n, regen=False, v2=False, hazards=None):
     """Generate bench/data/t<size>.pb via gen.py in a subprocess if missing.
 
     Returns (info, generated_now, wall_seconds_or_None).
     """
-    path = pb_path(n, v2)
+    path = pb_path(n, v2, hazards)
     ipath = info_path(path)
     if regen or not (os.path.exists(path) and os.path.exists(ipath)):
         print("generating %s (target %d nodes) ..." % (path, n), flush=True)
         t0 = time.perf_counter()
         subprocess.run([sys.executable, GEN, "--nodes", str(n), "--out", path]
-                       + (["--control-flow-v2"] if v2 else []), check=True)
+                       + (["--control-flow-v2"] if v2 else [])
+                       + (["--hazards", str(hazards)] if hazards else []), check=True)
         wall = time.perf_counter() - t0
         with open(ipath) as f:
             return json.load(f), True, wall
@@ -392,6 +408,120 @@ def _mem_worker(op, path):
     print(json.dumps(out))
 
 
+def measure_check_process(n, timeout):
+    """Peak RSS of one whole `graphfix check FILE` process (the CLI, as a user
+    runs it: interpreter start, imports, reading and parsing the file, the
+    analysis, the report), from the kernel's accounting of that child
+    (os.wait4), against the GraphDef's size on disk.  The CLI is started from
+    a small helper process (_check_process_worker): a child's peak RSS counts
+    the pages it shares with its parent before exec, and this process holds
+    TensorFlow and the graphs."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--_check-process", pb_path(n)]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": "timeout after %ss" % timeout}
+    line = next((l for l in reversed(p.stdout.splitlines()) if l.startswith("{")), None)
+    if line is None:
+        return {"error": "exit %d: %s" % (p.returncode, " ".join(p.stderr.strip().splitlines()[-1:]))}
+    out = json.loads(line)
+    if "peak_rss_mib" in out:
+        print("  graphfix check process: peak RSS %.0f MiB = %.1fx the GraphDef (%.1f MiB), exit %d, %.1f s"
+              % (out["peak_rss_mib"], out["times_file"], out["file_mib"], out["exit"], out["wall_seconds"]),
+              flush=True)
+    return out
+
+
+def _check_process_worker(path):
+    """Runs in a small fresh process: start `graphfix check path` and print its peak RSS as JSON."""
+    cmd = [sys.executable, os.path.join(ROOT, "cli.py"), "check", path, "--no-cache"]
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - t0
+    err = p.stderr.read().decode(errors="replace").strip().splitlines()[-1:]
+    size = os.path.getsize(path)
+    out = {"cmd": " ".join(os.path.relpath(c, ROOT) if os.path.isabs(c) and c.startswith(ROOT) else c
+                           for c in cmd[1:]),
+           "exit": p.returncode, "peak_rss_mib": usage.ru_maxrss / 1024.0,
+           "file_mib": size / 2.0 ** 20, "wall_seconds": wall}
+    out["times_file"] = out["peak_rss_mib"] / out["file_mib"]
+    if p.returncode not in (0, 1):
+        out["error"] = "exit %d: %s" % (p.returncode, " ".join(err))
+    print(json.dumps(out))
+
+
+def bench_many_fixes(n, every, args, gf, tmpdir):
+    """rewrite (+ save) of the many-hazard graph of size ``n``."""
+    import tensorflow as tf
+    from tensorflow.core.framework import graph_pb2
+
+    hazards = hazards_for(n, every)
+    info, _, _ = ensure_graph(n, args.regen, hazards=hazards)
+    path = pb_path(n, hazards=hazards)
+    with open(path, "rb") as f:
+        data = f.read()
+    graph_def = graph_pb2.GraphDef.FromString(data)
+    res = {"nodes": len(graph_def.node), "bytes": len(data), "hazards": hazards, "times": {}, "runs": {}}
+
+    def do_import():
+        with tf.Graph().as_default():
+            tf.compat.v1.import_graph_def(graph_def, name="")
+
+    out_path = os.path.join(tmpdir, "fixed_%s_h%d.pb" % (size_label(n), hazards))
+
+    def rewrite(model):
+        fixed, report = gf.rewrite(model)
+        gf.save(fixed, out_path)
+        res["fixed"] = sum(1 for f in report.findings if f.fixed)
+        res["found"] = len(report.findings)
+
+    for step, fn, setup in (("import", do_import, None), ("gf_rewrite", rewrite, lambda: (gf.load(path),))):
+        med, runs = timed(fn, args.repeat, args.slow_seconds, setup)
+        res["times"][step], res["runs"][step] = med, runs
+        print("  %-18s %s s  (runs: %s)" % (LABELS[step], fmt(med).strip(), ", ".join("%.3f" % r for r in runs)),
+              flush=True)
+    res["us_per_node"] = res["times"]["gf_rewrite"] / res["nodes"] * 1e6
+    print("  %d of %d hazards fixed; %.1f us per node" % (res.get("fixed", 0), hazards, res["us_per_node"]),
+          flush=True)
+    return res
+
+
+def print_targets(results, sizes, many, check_proc):
+    """Issue 13's targets, on the largest size against the smallest."""
+    keys = [size_label(n) for n in sizes]
+    lo, hi = keys[0], keys[-1]
+    t_lo, t_hi = results[lo]["times"], results[hi]["times"]
+    rows = []
+    if check_proc and "peak_rss_mib" in check_proc:
+        rows.append(("peak RSS of `graphfix check` / GraphDef size", check_proc["times_file"], 10.0))
+    rows.append(("rewrite / import_graph_def", ratio(t_hi.get("gf_rewrite"), t_hi.get("import")), 0.5))
+    rows.append(("check / floor (parse+serialize)", ratio(t_hi.get("gf_check"), t_hi.get("floor")), 20.0))
+
+    def per_node(r, step):
+        t = r["times"].get(step)
+        return None if t is None else t / r["nodes"]
+
+    if lo != hi:
+        for label, step in (("check", "gf_check"), ("rewrite", "gf_rewrite")):
+            rows.append(("time per node %s -> %s, %s" % (lo, hi, label),
+                         ratio(per_node(results[hi], step), per_node(results[lo], step)), 1.2))
+        if many and lo in many and hi in many:
+            rows.append(("time per node %s -> %s, rewrite, %d -> %d hazards"
+                         % (lo, hi, many[lo]["hazards"], many[hi]["hazards"]),
+                         ratio(per_node(many[hi], "gf_rewrite"), per_node(many[lo], "gf_rewrite")), 1.2))
+    print()
+    print("Targets (issue 13) on %s" % hi)
+    out = []
+    for label, value, limit in rows:
+        ok = value is not None and value <= limit
+        print("%-58s %s   target <= %-5s %s" % (label, fmt(value, 7), "%g" % limit,
+                                               "n/a" if value is None else ("met" if ok else "NOT met")))
+        out.append({"target": label, "value": value, "limit": limit, "met": ok})
+    return out
+
+
 def measure_memory(n, timeout):
     path = pb_path(n)
     results = {}
@@ -495,6 +625,9 @@ def main(argv=None):
     if argv[:1] == ["--_mem-worker"]:
         _mem_worker(argv[1], argv[2])
         return 0
+    if argv[:1] == ["--_check-process"]:
+        _check_process_worker(argv[1])
+        return 0
 
     ap = argparse.ArgumentParser(description="graphfix benchmark (see bench/README.md)")
     ap.add_argument("--sizes", default="10k,40k,100k",
@@ -517,6 +650,9 @@ def main(argv=None):
                          "StatelessIf); empty to skip (default 10k)")
     ap.add_argument("--regen", action="store_true",
                     help="regenerate the graphs even if cached in bench/data/")
+    ap.add_argument("--hazard-every", type=int, default=500,
+                    help="the many-fixes graphs have one hazard per this many nodes (default 500: "
+                         "20 at 10k, 200 at 100k); 0 to skip them")
     args = ap.parse_args(argv)
 
     t_start = time.perf_counter()
@@ -565,12 +701,22 @@ def main(argv=None):
             print("\n== %s control flow v2 (%s) ==" % (size_label(n), pb_path(n, True)), flush=True)
             v2_results[size_label(n) + "_v2"] = bench_size(n, info, args, gf, gf_reason, tmpdir, None, v2=True)
 
+    many = {}
+    if args.hazard_every and gf is not None:
+        with tempfile.TemporaryDirectory(prefix="graphfix-bench-") as tmpdir:
+            for n in sizes:
+                print("\n== %s, many fixes (one hazard per %d nodes) ==" % (size_label(n), args.hazard_every),
+                      flush=True)
+                many[size_label(n)] = bench_many_fixes(n, args.hazard_every, args, gf, tmpdir)
+
     memory = None
+    check_proc = None
     mem_size = size_label(sizes[-1])
     if not args.no_mem:
         print("\n== peak memory on %s (one subprocess per measurement) ==" % mem_size,
               flush=True)
         memory = measure_memory(sizes[-1], args.mem_timeout)
+        check_proc = measure_check_process(sizes[-1], args.mem_timeout)
 
     ratios, scaling = print_tables(results, sizes, memory, mem_size)
     if v2_results:
@@ -582,6 +728,17 @@ def main(argv=None):
         for k, r in v2_results.items():
             print("%-18s %s  %s" % ("rewrite / import", k, fmt(ratio(r["times"].get("gf_rewrite"),
                                                                     r["times"].get("import")), 7)))
+    if many:
+        print()
+        print("Many fixes (rewrite + save; every hazard fixed)")
+        print("%-18s" % "" + "".join("%14s" % ("%s (%d)" % (k, r["nodes"])) for k, r in many.items()))
+        for label, get in (("hazards", lambda r: r["hazards"]), ("fixed", lambda r: r.get("fixed")),
+                           ("import_graph_def", lambda r: r["times"]["import"]),
+                           ("gf.rewrite+save", lambda r: r["times"]["gf_rewrite"]),
+                           ("us per node", lambda r: r["us_per_node"]),
+                           ("rewrite / import", lambda r: ratio(r["times"]["gf_rewrite"], r["times"]["import"]))):
+            print("%-18s" % label + "".join(fmt(get(r), 14) for r in many.values()))
+    targets = print_targets(results, sizes, many, check_proc)
     total = time.perf_counter() - t_start
     print("\ntotal bench wall time: %.1fs" % total)
 
@@ -607,7 +764,9 @@ def main(argv=None):
         "results_control_flow_v2": v2_results,
         "ratios": ratios,
         "scaling": scaling,
-        "memory": {"size": mem_size, "ops": memory} if memory else None,
+        "memory": {"size": mem_size, "ops": memory, "check_process": check_proc} if memory else None,
+        "many_fixes": many,
+        "targets": targets,
         "total_seconds": total,
     }
     json_dir = os.path.dirname(os.path.abspath(args.json))

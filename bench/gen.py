@@ -16,6 +16,12 @@ no tf.compat.v1.layers):
       aux  = reduce_mean(boolean_mask(xent, is_special_token))  # mean of empty -> NaN
       loss = main + aux_weight * aux
 
+* with ``--hazards N``, N hazards in all: the two above plus N - 2
+  auxiliary terms, alternately ``reduce_mean(boolean_mask(xent, targets == k))``
+  (empty when token k does not occur) and ``reduce_sum(xent * m_k) /
+  reduce_sum(m_k)`` with ``m_k = cast(targets == k)`` (0/0 then), each on
+  its own token id, so that every one is a separate finding and fix (the
+  benchmark's many-fixes graph: rewrite must stay linear in nodes);
 * trained with ``AdamOptimizer(...).minimize(loss, global_step, name="train")``
   and ``global_variables_initializer(name="init")``.
 
@@ -127,7 +133,22 @@ def _encoder_layer(x2d, batch, attn_bias, i, seeds):
     return x2d
 
 
-def _build_graph(num_layers, control_flow_v2=False):
+def _aux_terms(per_token_loss, seq_mask_bool, targets, count):
+    """``count`` independent empty-able auxiliary loss terms (see the module docstring)."""
+    terms = []
+    for k in range(count):
+        token = SPECIAL_TOKEN_ID + 1 + k % (VOCAB - SPECIAL_TOKEN_ID - 1)
+        with tf1.variable_scope("aux_%d" % k):
+            hit = tf.logical_and(tf.equal(targets, token), seq_mask_bool, name="hit")
+            if k % 2 == 0:
+                terms.append(tf.reduce_mean(tf.boolean_mask(per_token_loss, hit), name="mean"))
+            else:
+                m = tf.cast(hit, tf.float32, name="m")
+                terms.append(tf.math.divide(tf.reduce_sum(per_token_loss * m), tf.reduce_sum(m), name="ratio"))
+    return terms
+
+
+def _build_graph(num_layers, control_flow_v2=False, hazards=2):
     """Build the training graph with `num_layers` layers. Returns (graph, info)."""
     graph = tf.Graph()
     seeds = _Seeds()
@@ -185,6 +206,9 @@ def _build_graph(num_layers, control_flow_v2=False):
             else:
                 aux_loss = tf.reduce_mean(
                     tf.boolean_mask(per_token_loss, is_special_token), name="aux_loss")
+            if hazards > 2:
+                extra = _aux_terms(per_token_loss, seq_mask_bool, targets, hazards - 2)
+                aux_loss = tf.add(aux_loss, tf.add_n(extra) * (1.0 / len(extra)), name="aux_total")
             loss = tf.add(main_loss, AUX_WEIGHT * aux_loss, name="total_loss")
 
         global_step = tf1.train.get_or_create_global_step()
@@ -210,6 +234,7 @@ def _build_graph(num_layers, control_flow_v2=False):
             for p in (tokens, targets, lengths)
         },
         "special_token_id": SPECIAL_TOKEN_ID,
+        "hazards": hazards,
     }
     return graph, info
 
@@ -218,29 +243,29 @@ def _graph_def(graph):
     return graph.as_graph_def()
 
 
-def _count_nodes(num_layers, control_flow_v2=False):
-    graph, _ = _build_graph(num_layers, control_flow_v2)
+def _count_nodes(num_layers, control_flow_v2=False, hazards=2):
+    graph, _ = _build_graph(num_layers, control_flow_v2, hazards)
     return len(_graph_def(graph).node)
 
 
-def layers_for(target_nodes, control_flow_v2=False):
+def layers_for(target_nodes, control_flow_v2=False, hazards=2):
     """Return (num_layers, nodes_at_1, nodes_per_layer) to get near target_nodes."""
-    n1 = _count_nodes(1, control_flow_v2)
-    n2 = _count_nodes(2, control_flow_v2)
+    n1 = _count_nodes(1, control_flow_v2, hazards)
+    n2 = _count_nodes(2, control_flow_v2, hazards)
     per_layer = n2 - n1
     num_layers = max(1, int(round((target_nodes - n1) / float(per_layer))) + 1)
     return num_layers, n1, per_layer
 
 
-def build(target_nodes, control_flow_v2=False):
+def build(target_nodes, control_flow_v2=False, hazards=2):
     """Build a training graph with about `target_nodes` nodes.
 
     Returns (graph_def, info). info holds the loss tensor name, train op name,
     init op name, placeholder names/shapes/dtypes, L and the node count.
     """
     _setup_tf1(control_flow_v2)
-    num_layers, n1, per_layer = layers_for(target_nodes, control_flow_v2)
-    graph, info = _build_graph(num_layers, control_flow_v2)
+    num_layers, n1, per_layer = layers_for(target_nodes, control_flow_v2, hazards)
+    graph, info = _build_graph(num_layers, control_flow_v2, hazards)
     info["control_flow_v2"] = bool(control_flow_v2)
     graph_def = _graph_def(graph)
     info["target_nodes"] = int(target_nodes)
@@ -255,10 +280,10 @@ def serialize(graph_def):
     return graph_def.SerializeToString(deterministic=True)
 
 
-def write(target_nodes, out_path, control_flow_v2=False):
+def write(target_nodes, out_path, control_flow_v2=False, hazards=2):
     """Build and write `out_path` (binary GraphDef) plus a .info.json sidecar."""
     t0 = time.perf_counter()
-    graph_def, info = build(target_nodes, control_flow_v2)
+    graph_def, info = build(target_nodes, control_flow_v2, hazards)
     data = serialize(graph_def)
     info["gen_seconds"] = round(time.perf_counter() - t0, 3)
     info["bytes"] = len(data)
@@ -285,8 +310,13 @@ def main(argv=None):
     ap.add_argument("--out", required=True, help="output .pb path (binary GraphDef)")
     ap.add_argument("--control-flow-v2", action="store_true",
                     help="build tf.cond as TF2 functional control flow (the auxiliary mean inside an If branch)")
+    ap.add_argument("--hazards", type=int, default=2,
+                    help="hazards in all (default 2: the masked mean and the auxiliary mean; more adds "
+                         "independent auxiliary terms)")
     args = ap.parse_args(argv)
-    info = write(args.nodes, args.out, args.control_flow_v2)
+    if args.hazards < 2:
+        ap.error("--hazards is at least 2")
+    info = write(args.nodes, args.out, args.control_flow_v2, args.hazards)
     print("%s: %d nodes (target %d, L=%d, %d nodes/layer), %d bytes, %.1fs"
           % (args.out, info["num_nodes"], args.nodes, info["num_layers"],
              info["nodes_per_layer"], info["bytes"], info["gen_seconds"]))

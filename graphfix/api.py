@@ -43,8 +43,8 @@ def _run(model: Model, apply: bool, select=None, ignore=None, unsafe_fixes=False
     timing = {}
     t0 = time.perf_counter()
     rules = _rules(select, ignore)
-    ir = GraphIR(model.graph_def, copy=apply)
-    ir.meta_graph = model.meta_graph  # while/cond contexts: gradients in loops are regenerated with them
+    # the MetaGraphDef's while/cond contexts: gradients in loops are regenerated with them
+    ir = GraphIR(model.graph_def, copy=apply, meta_graph=model.meta_graph)
     timing["ir"] = (time.perf_counter() - t0) * 1000
     ctx = Context(ir, losses=losses, guard=guard, unsafe_fixes=unsafe_fixes, options=options)
     found_losses = ctx.facts.losses

@@ -27,7 +27,9 @@ def test_edges_mirror_inputs():
     for n in model.graph_def.node:
         data = [s for s in n.input if not s.startswith("^")]
         assert len(ir.inputs(n.name)) == len(data)
-        assert ir.g.in_degree(n.name) == len(n.input)
+        # one edge per producer; its "count" (1 when absent) is how many inputs name it
+        assert ir.g.in_degree(n.name) == len({s.lstrip("^").split(":")[0] for s in n.input})
+        assert sum(c for _, _, c in ir.g.in_edges(n.name, data="count", default=1)) == len(n.input)
 
 
 def test_edit_api_replace_rename_remove(tf):

@@ -1,7 +1,11 @@
 """Analyses over a GraphIR.  :class:`Facts` computes each one lazily, once
-per IR version, and every rule shares them."""
+per IR version, and every rule shares them.  After an edit, the facts of the
+new version start from the previous version's where an analysis can be
+updated from what the edit touched (:meth:`GraphIR.changes_since`): the
+op index and the gradient scopes; the others are computed again on demand."""
 from __future__ import annotations
 
+import bisect
 import functools
 
 from graphfix.analysis import controlflow, gradpath, loss, numeric, ranges
@@ -10,7 +14,7 @@ from graphfix.analysis import controlflow, gradpath, loss, numeric, ranges
 class Facts:
     """Lazily computed, cached analysis results for one version of an IR."""
 
-    def __init__(self, ir, losses=None, pinned: "Facts | None" = None):
+    def __init__(self, ir, losses=None, pinned: "Facts | None" = None, previous: "Facts | None" = None):
         self.ir = ir
         self.version = ir.version
         self._given_losses = list(losses or [])
@@ -20,6 +24,23 @@ class Facts:
             # different (and, say, an evaluation metric look like a loss).
             self.__dict__["_losses"] = pinned._losses
             self.__dict__["seeds"] = pinned.seeds
+        if previous is not None and previous.ir is ir and pinned is not None:
+            self._carry(previous)
+
+    def _carry(self, prev: "Facts") -> None:
+        """Update what ``prev`` (an earlier version of the same IR, with the
+        same pinned seeds) computed, where the edits since are known."""
+        touched = self.ir.changes_since(prev.version)
+        if touched is None:
+            return
+        done = prev.__dict__
+        if "grad_scopes" in done:
+            # handed over too: its tables are reused
+            self.__dict__["grad_scopes"] = done.pop("grad_scopes").updated(self.ir, touched, handover=True)
+        if "_by_op" in done:
+            # handed over: ``prev``, if still asked, indexes the IR again
+            op_of, by_op = done.pop("_op_of"), done.pop("_by_op")
+            self.__dict__["_op_of"], self.__dict__["_by_op"] = _update_by_op(self.ir, op_of, by_op, touched)
 
     @functools.cached_property
     def _losses(self):
@@ -121,13 +142,21 @@ class Facts:
 
     @functools.cached_property
     def in_loop(self) -> set[str]:
+        if not self.nodes_of("Enter", "RefEnter"):  # no v1 while loop (the op index is kept across edits)
+            return set()
         return controlflow.loop_nodes(self.ir)
+
+    @functools.cached_property
+    def _op_of(self) -> dict[str, tuple[str, float]]:
+        """Node -> (op, place in the output order), as indexed in :attr:`_by_op`."""
+        order, ops = self.ir.order, {}
+        return {name: (ops.setdefault(op, op), order[name]) for name in self.ir.names() for op in (self.ir.op(name),)}
 
     @functools.cached_property
     def _by_op(self) -> dict[str, list[str]]:
         index: dict[str, list[str]] = {}
-        for name in self.ir.names():
-            index.setdefault(self.ir.op(name), []).append(name)
+        for name, (op, _) in self._op_of.items():
+            index.setdefault(op, []).append(name)
         return index
 
     def nodes_of(self, *ops: str) -> list[str]:
@@ -140,3 +169,30 @@ class Facts:
     @functools.cached_property
     def ranges(self) -> ranges.Ranges:
         return ranges.Ranges(self.ir, self.numeric)
+
+
+def _update_by_op(ir, op_of: dict[str, tuple[str, float]], by_op: dict[str, list[str]], touched: set[str]):
+    """The op index after edits that touched only ``touched``, updated in
+    place (the caller hands it over).  ``op_of`` keeps each node's op and its
+    place when indexed, so a removed node is found by bisection."""
+    copied: set[str] = set()
+
+    def own(op):
+        copied.add(op)
+        return by_op.setdefault(op, [])
+
+    placed = {name: op_of[name][1] for name in touched if name in op_of}
+    for name in touched:  # out first, all of them (by their old places), then the live ones
+        old = op_of.pop(name, None)
+        if old is not None:
+            lst = own(old[0])
+            del lst[bisect.bisect_left(lst, old[1], key=lambda n: placed[n] if n in placed else op_of[n][1])]
+    order = ir.order
+    for name in sorted(touched):
+        if name in ir:
+            op_of[name] = (ir.op(name), order[name])
+            bisect.insort(own(op_of[name][0]), name, key=lambda n: op_of[n][1])
+    for op in copied:
+        if not by_op[op]:
+            del by_op[op]
+    return op_of, by_op

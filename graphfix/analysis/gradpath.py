@@ -16,7 +16,7 @@ rebuilt), so both kinds are indexed alike: ``(prefix, forward op) -> nodes``.
 """
 from __future__ import annotations
 
-import functools
+import bisect
 import re
 from collections import defaultdict
 
@@ -49,43 +49,171 @@ class GradScopes:
     def __init__(self, ir, prefixes):
         self.ir = ir
         real = sorted(set(prefixes), key=len, reverse=True)
+        self._real = real
         self.scopes: dict[tuple[str, str], list[str]] = defaultdict(list)
         self.built_as: dict[tuple[str, str], str] = {}  # (prefix, owner) -> the op's name when it was built
         self.members: set[str] = set()
         self.by_op: dict[str, list[str]] = defaultdict(list)  # forward op -> prefixes with a scope of it
-        spliced: set[str] = set()
+        self.owner: dict[str, tuple[str, str]] = {}  # gradient node -> (prefix, forward op whose scope holds it)
+        # Spliced scopes, grouped by (prefix, the op's name when built): a
+        # group's owner follows renames, so updates re-resolve groups, not nodes.
+        self._groups: dict[tuple[str, str], list[str]] = {}
+        self._resolved: dict[tuple[str, str], str] = {}
+        self._spliced: dict[str, int] = {}  # spliced prefix -> its member count
         self.prefixes = list(real)
         if not real:
             return
-        aliases = getattr(ir, "renamed", None) or {}
         for name in ir.names():
-            gp = spliced_prefix(name)
-            if gp is not None:
-                spliced.add(gp)
-            else:
-                gp = next((p for p in real if name.startswith(p + "/")), None)
-                if gp is None:
-                    continue
-            self.members.add(name)
-            rest = name[len(gp) + 1:]
-            i = rest.find("_grad/")
-            if i <= 0:
-                continue
-            built = rest[:i] if gp in real else built_name(gp, rest[:i])
-            fwd = built if gp in real else _resolve(ir, gp, built, aliases)
-            key = (gp, fwd)
-            nodes = self.scopes.get(key)
-            if nodes is None:
-                nodes = self.scopes[key] = []
-                self.by_op[fwd].append(gp)
-                self.built_as[key] = built
-            nodes.append(name)
-        self.prefixes = sorted(set(real) | spliced, key=len, reverse=True)
+            self._add(name)
+        self.prefixes = sorted(set(real) | set(self._spliced), key=len, reverse=True)
 
-    @functools.cached_property
-    def owner(self) -> dict[str, tuple[str, str]]:
-        """Gradient node -> (prefix, forward op whose scope holds it)."""
-        return {n: key for key, nodes in self.scopes.items() for n in nodes}
+    def _classify(self, name: str):
+        """(prefix, the scope's op name when built or None, spliced?) or None for a non-member."""
+        gp = spliced_prefix(name)
+        spliced = gp is not None
+        if not spliced:
+            gp = next((p for p in self._real if name.startswith(p + "/")), None)
+            if gp is None:
+                return None
+        rest = name[len(gp) + 1:]
+        i = rest.find("_grad/")
+        if i <= 0:
+            return gp, None, spliced
+        return gp, (built_name(gp, rest[:i]) if spliced else rest[:i]), spliced
+
+    def _add(self, name: str) -> None:
+        """Index ``name`` (appended: the constructor adds in graph order)."""
+        c = self._classify(name)
+        if c is None:
+            return
+        gp, built, spliced = c
+        self.members.add(name)
+        if spliced:
+            self._spliced[gp] = self._spliced.get(gp, 0) + 1
+        if built is None:
+            return
+        if spliced:
+            group = (gp, built)
+            if group not in self._groups:
+                self._groups[group] = []
+                self._resolved[group] = _resolve(self.ir, gp, built, self.ir.renamed)
+            self._groups[group].append(name)
+            fwd = self._resolved[group]
+        else:
+            fwd = built
+        key = (gp, fwd)
+        nodes = self.scopes.get(key)
+        if nodes is None:
+            nodes = self.scopes[key] = []
+            self.by_op[fwd].append(gp)
+            self.built_as[key] = built
+        nodes.append(name)
+        self.owner[name] = key
+
+    def updated(self, ir, touched: set[str], handover: bool = False) -> "GradScopes":
+        """This index for ``ir`` after edits that added, removed or rewired
+        only ``touched`` (see GraphIR.changes_since), equal to a fresh one;
+        the cost follows the edits and graphfix's spliced scopes (whose owners
+        are resolved again, per group), not the graph.  With ``handover`` the
+        caller gives this index up: its tables are reused, not copied."""
+        new = object.__new__(GradScopes)
+        new.ir = ir
+        new._real = self._real
+        if not self._real:
+            GradScopes.__init__(new, ir, [])
+            return new
+        order = ir.order
+        if handover:
+            new.scopes, new.built_as, new.members, new.by_op = self.scopes, self.built_as, self.members, self.by_op
+            new.owner, new._groups, new._resolved, new._spliced = self.owner, self._groups, self._resolved, \
+                self._spliced
+        else:
+            new.scopes = defaultdict(list, self.scopes)  # lists are copied before they change
+            new.built_as = dict(self.built_as)
+            new.members = set(self.members)
+            new.by_op = defaultdict(list, self.by_op)
+            new.owner = dict(self.owner)
+            new._groups = dict(self._groups)
+            new._resolved = dict(self._resolved)
+            new._spliced = dict(self._spliced)
+        copied: set = set()  # scope keys whose lists were copied (and may have changed)
+        dirty: set = set()  # groups whose members changed
+
+        def own_list(table, key):
+            if (table is new.scopes and key not in copied) or (table is new._groups and key not in dirty):
+                table[key] = list(table.get(key, ()))
+                (copied if table is new.scopes else dirty).add(key)
+            return table[key]
+
+        live = [n for n in touched if n in ir]
+        for name in touched:  # out first, all of them: the lists stay sortable by the live order
+            if name not in new.members:  # still the old members: nothing is added before this loop ends
+                continue
+            new.members.discard(name)
+            gp, built, spliced = self._classify(name)
+            if spliced:
+                new._spliced[gp] -= 1
+                if not new._spliced[gp]:
+                    del new._spliced[gp]
+                if built is not None:
+                    own_list(new._groups, (gp, built)).remove(name)
+            key = new.owner.pop(name, None)
+            if key is not None:
+                own_list(new.scopes, key).remove(name)
+        for name in sorted(live, key=order.__getitem__):
+            c = self._classify(name)
+            if c is None:
+                continue
+            gp, built, spliced = c
+            new.members.add(name)
+            if spliced:
+                new._spliced[gp] = new._spliced.get(gp, 0) + 1
+                if built is not None:
+                    bisect.insort(own_list(new._groups, (gp, built)), name, key=order.__getitem__)
+            elif built is not None:
+                bisect.insort(own_list(new.scopes, (gp, built)), name, key=order.__getitem__)
+                new.owner[name] = (gp, built)
+        # Spliced groups: resolve each again (a rename or a removal may move
+        # its owner) and move the ones that changed, or whose members did.
+        for group in list(new._groups):
+            gp, built = group
+            names = new._groups[group]
+            if not names:
+                del new._groups[group]
+                new._resolved.pop(group, None)
+                continue
+            fwd = _resolve(ir, gp, built, ir.renamed)
+            old = new._resolved.get(group)
+            if fwd == old and group not in dirty:
+                continue
+            new._resolved[group] = fwd
+            for name in names:
+                key = new.owner.get(name)
+                if key is not None:
+                    own_list(new.scopes, key).remove(name)
+                bisect.insort(own_list(new.scopes, (gp, fwd)), name, key=order.__getitem__)
+                new.owner[name] = (gp, fwd)
+        by_fwd: dict[str, set[str]] = defaultdict(set)
+        for gp, fwd in copied:
+            by_fwd[fwd].add(gp)
+        for fwd, gps in by_fwd.items():
+            keys = [(gp, fwd) for gp in set(new.by_op.get(fwd, ())) | gps]  # the old entry, until replaced below
+            kept = []
+            for key in keys:
+                nodes = new.scopes.get(key)
+                if nodes:
+                    kept.append(key)
+                    c = self._classify(nodes[0])
+                    new.built_as[key] = c[1]
+                else:
+                    new.scopes.pop(key, None)
+                    new.built_as.pop(key, None)
+            if kept:
+                new.by_op[fwd] = [k[0] for k in sorted(kept, key=lambda k: order[new.scopes[k][0]])]
+            else:
+                new.by_op.pop(fwd, None)
+        new.prefixes = sorted(set(self._real) | set(new._spliced), key=len, reverse=True)
+        return new
 
     def has_scope(self, fwd: str) -> bool:
         """Some ``tf.gradients`` call differentiated forward op ``fwd``."""
@@ -208,7 +336,7 @@ def spliced_owner(ir, name: str) -> tuple[str | None, bool]:
     i = rest.find("_grad/")
     if i <= 0:
         return None, False
-    return _resolve(ir, gp, built_name(gp, rest[:i]), getattr(ir, "renamed", None) or {}), False
+    return _resolve(ir, gp, built_name(gp, rest[:i]), ir.renamed), False
 
 
 def _resolve(ir, gp: str, built: str, aliases: dict[str, str]) -> str:

@@ -185,10 +185,7 @@ class Numeric:
             for key in ("output_types", "component_types", "dtypes", "Tdense", "T"):
                 if key in nd.attr and nd.attr[key].WhichOneof("value") == "list":
                     n = max(n, len(nd.attr[key].list.type))
-            for _, keyed in self.ir.g._succ[name].items():
-                for d in keyed.values():
-                    if not d["ctrl"]:
-                        n = max(n, d["out"] + 1)
+            n = max(n, self.ir.outputs_read(name))
             n = min(n, 1 << 16)
             self._nouts[name] = n
         return n
@@ -214,8 +211,7 @@ class Numeric:
             if fdef is None:
                 return None
             gd, rets = function_graph(fdef)
-            body = GraphIR(gd, copy=False)
-            body.arg_values = {a.name: v for a, v in zip(fdef.signature.input_arg, args)}
+            body = GraphIR(gd, copy=False, arg_values={a.name: v for a, v in zip(fdef.signature.input_arg, args)})
             inner = Numeric(body)
             vals = []
             for r in rets:
@@ -227,7 +223,7 @@ class Numeric:
     def argument_value(self, name: str) -> AbsVal | None:
         """A function body analysed on its own: the value its argument ``name``
         has at the call sites (``ir.arg_values``), if known."""
-        return getattr(self.ir, "arg_values", {}).get(name)
+        return self.ir.arg_values.get(name)
 
     def trained(self, name: str) -> bool:
         """``name`` (a variable, its handle or a read of it) is updated by an optimizer's apply op."""

@@ -1,20 +1,42 @@
 """Lossless GraphDef <-> networkx IR.
 
-Nodes of the ``networkx.MultiDiGraph`` are node names carrying their
-``NodeDef`` (op, attrs, device, colocation, input order untouched); an edge
-``src -> dst`` keyed by the position of the input in ``NodeDef.input`` carries
-``out`` (the producer's output index) and ``ctrl`` (a ``^control`` input).
-``NodeDef.input`` stays the source of truth: every edit goes through the
-small edit API below, which keeps the two in step.  ``library``, ``versions``
-and node order are kept, and an unedited IR gives back the GraphDef it was
-built from.
+``GraphIR.g`` is a ``networkx.DiGraph``.  Its nodes are node names; each
+carries its ``NodeDef`` under ``"node"`` — the message of the source GraphDef
+itself, referenced, not copied (a NodeDef is copied the first time an edit
+touches it, when the IR protects its source).  An edge ``src -> dst`` means
+``dst``'s ``NodeDef.input`` names ``src``; its data dict is empty when one
+input does, and holds ``"count"`` when several do (``add(x, x)`` is one edge
+with ``{"count": 2}``; data and ``^control`` inputs together): read it as
+``g.edges[src, dst].get("count", 1)``.  Which output an input reads and where it sits
+in ``NodeDef.input`` are not duplicated on edges: ``NodeDef.input`` is the
+source of truth, parsed once per node into an index beside the graph
+(:meth:`GraphIR.inputs`, :meth:`GraphIR.consumers`).  Every edit goes through
+the small edit API below, which keeps the graph, the index and the NodeDefs in
+step.  ``library``, ``versions`` and node order are kept, and an unedited IR
+gives back the GraphDef it was built from.
+
+Besides the graph, a GraphIR holds what one graphfix session learns about it
+and must carry across edits: the MetaGraphDef it came in (while-loop
+contexts), the values of a function body's arguments, the log of regions the
+current fix replaced, scratch names a guard's output took over, and the
+contexts and node names of regenerated loop gradients.  Only the IR's own
+methods change them.
+
+Each edit is journalled (:meth:`GraphIR.changes_since`): which nodes it added,
+removed or rewired.  Analyses use the journal to update what they computed
+for an earlier version instead of starting over.
 """
 from __future__ import annotations
+
+import bisect
+import gc
 
 import networkx as nx
 
 from graphfix.core.errors import GraphfixError
 from graphfix.core.optables import ARITY
+
+MARK = "/graphfix/"  # in the name of every node graphfix builds (``<anchor>/graphfix/<CODE>/…``)
 
 
 def parse_input(s: str) -> tuple[str, int, bool]:
@@ -58,78 +80,199 @@ def without_nodes(graph_def):
 
 
 class GraphIR:
-    """A mutable graph over NodeDefs, backed by ``networkx.MultiDiGraph``."""
+    """A mutable graph over NodeDefs, backed by ``networkx.DiGraph`` (see the module docstring)."""
 
-    def __init__(self, graph_def, copy: bool = True):
+    def __init__(self, graph_def, copy: bool = True, *, meta_graph=None, arg_values=None):
         # copy=True protects ``graph_def``: a NodeDef is copied the first time
         # an edit touches it (copy on write), instead of the whole graph up front.
+        self.version = 0
+        self.changed = False
+        self._meta_graph = meta_graph
+        self._arg_values = dict(arg_values or {})
+        self._edit_log: list | None = None
+        self._renamed: dict[str, str] = {}
+        self._regen_contexts = None
+        self._regen_names: set[str] = set()
+        self._validated = False
+        self._build(graph_def, copy)
+
+    def _build(self, graph_def, copy: bool) -> None:
+        """(Re)build the graph and its indexes from ``graph_def``.  The build
+        makes a few objects per node and edge and no reference cycle, so the
+        cyclic garbage collector, which would walk the growing heap again and
+        again meanwhile, is paused."""
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            self._build_indexes(graph_def, copy)
+            # A cycle outside a while loop is an error up front: analyses walk the
+            # graph in topological order and must not see one (the order is cached).
+            self._topo: tuple[int, list[str]] | None = None
+            self.topo_order()
+        finally:
+            if paused:
+                gc.enable()
+
+    def _build_indexes(self, graph_def, copy: bool) -> None:
         self._cow = copy
         self._owned: set[str] = set()
         self._source = graph_def
-        self.g = nx.MultiDiGraph()
-        self.order: dict[str, int] = {}
-        self.version = 0
-        self.changed = False
+        self._journal: list[tuple[int, frozenset | None]] = [(self.version, None)]
+        g = self.g = nx.DiGraph()
         nodes = graph_def.node
-        names = {}
+        order = self.order = {}
+        by_name = {}
+        canon = {}  # name -> the one str object every index holds for it
         for i, n in enumerate(nodes):
-            if n.name in names:
-                raise GraphfixError(f"duplicate node name {n.name!r}")
-            names[n.name] = n
-            self.order[n.name] = i
+            name = n.name
+            if name in by_name:
+                raise GraphfixError(f"duplicate node name {name!r}")
+            by_name[name] = n
+            canon[name] = name
+            order[name] = i
         self._next = len(nodes)
-        # Built in bulk straight into networkx's adjacency dicts (the same
-        # structure add_edges_from makes, at a fraction of the cost): one
-        # shared attribute dict per edge, in _succ and _pred.
-        node_attr = self.g._node
-        succ, pred = self.g._succ, self.g._pred
-        for name, n in names.items():
+        # Built in bulk straight into networkx's adjacency dicts (what
+        # add_edges_from makes, at a fraction of the cost): one attribute
+        # dict per (src, dst) pair, shared by _succ and _pred.
+        node_attr, succ, pred = g._node, g._succ, g._pred
+        for name, n in by_name.items():
             node_attr[name] = {"node": n}
             succ[name] = {}
             pred[name] = {}
-        self._ins: dict[str, list[tuple[str, int]]] = {}
-        self._coloc = {n.name for n in nodes if "_class" in n.attr}
+        ins = self._ins = {}
+        self._coloc = {canon[n.name] for n in nodes if "_class" in n.attr}
+        arity = ARITY
         for n in nodes:
-            n_data = 0
-            dst = n.name
+            dst = canon[n.name]
             p = pred[dst]
             data = []
-            for i, s in enumerate(n.input):
-                src, out, ctrl = parse_input(s)
-                if src not in names:
-                    raise GraphfixError(f"node {n.name!r} input {s!r} names a missing node")
-                if src == dst:
-                    raise GraphfixError(f"the graph has a cycle: node {n.name!r} reads its own output ({s!r})")
-                if not ctrl:
-                    if n_data < i:
-                        raise GraphfixError(f"node {n.name!r} has data input {s!r} after a control input: "
+            ctrl_seen = False
+            for s in n.input:
+                ctrl = s[:1] == "^"
+                if ctrl:
+                    src = s[1:]
+                else:
+                    src, sep, idx = s.rpartition(":")
+                    if sep and idx.isdigit():
+                        out = int(idx)
+                    else:
+                        src, out = s, 0
+                c = canon.get(src)
+                if c is None:
+                    raise GraphfixError(f"node {dst!r} input {s!r} names a missing node")
+                src = c
+                d = p.get(src)
+                if d is None:
+                    if src == dst:
+                        raise GraphfixError(f"the graph has a cycle: node {dst!r} reads its own output ({s!r})")
+                    p[src] = succ[src][dst] = {}
+                else:
+                    d["count"] = d.get("count", 1) + 1
+                if ctrl:
+                    ctrl_seen = True
+                else:
+                    if ctrl_seen:
+                        raise GraphfixError(f"node {dst!r} has data input {s!r} after a control input: "
                                             "the graph is malformed")
-                    n_data += 1
                     data.append((src, out))
-                d = {"out": out, "ctrl": ctrl}
-                sd = succ[src].get(dst)
-                if sd is None:
-                    sd = succ[src][dst] = {}
-                    p[src] = {}
-                sd[i] = d
-                p[src][i] = d
-            self._ins[dst] = data
-            want = ARITY.get(n.op)
-            if want is not None and n_data != want:
-                raise GraphfixError(f"node {n.name!r} ({n.op}) has {n_data} data input(s), the op takes {want}: "
+            ins[dst] = data
+            want = arity.get(n.op)
+            if want is not None and len(data) != want:
+                raise GraphfixError(f"node {dst!r} ({n.op}) has {len(data)} data input(s), the op takes {want}: "
                                     "the graph is malformed")
-        self._names: tuple[int, list[str]] | None = None
-        # A cycle outside a while loop is an error up front: analyses walk the
-        # graph in topological order and must not see one (the order is cached).
-        self._topo: tuple[int, list[str]] | None = None
-        self.topo_order()
+        self._names: list[str] | None = None  # names in output order (lazy; kept up to date by the edits)
+        self._pending: set[str] = set()  # handed out by mutable() since the last journalled edit
+        self._marked: set[str] | None = None  # names containing MARK (lazy)
+        self._locs: dict[str, set[str]] | None = None  # colocation target -> nodes naming it (lazy)
+        self._dangling: set[str] = set()  # targets in _locs that name no node
+        self._locs_version = self.version
+        self._sorted_order: list | None = None  # every node's order value, sorted (lazy)
+        self._ops: dict[str, str] = {}  # node -> op, read once from its NodeDef (mutable() forgets it)
+        self._op_names: dict[str, str] = {}  # one str per op name
+
+    # ------------------------------------------------------------ session state
+    @property
+    def meta_graph(self):
+        """The MetaGraphDef the graph came in (its while/cond contexts), or None."""
+        return self._meta_graph
+
+    @property
+    def arg_values(self) -> dict:
+        """For a function body: argument name -> the abstract value its call sites pass."""
+        return self._arg_values
+
+    @property
+    def renamed(self) -> dict[str, str]:
+        """Scratch node name -> the name a guard's output took over (see graphfix.analysis.gradpath)."""
+        return self._renamed
+
+    def note_renamed(self, scratch: str, kept: str) -> None:
+        self._renamed[scratch] = kept
+
+    @property
+    def regen_contexts(self):
+        """The while contexts after a loop gradient was regenerated (None before)."""
+        return self._regen_contexts
+
+    @property
+    def regen_names(self) -> set[str]:
+        """Nodes a loop-gradient regeneration made (not new nodes of a guard)."""
+        return self._regen_names
+
+    @property
+    def validated(self) -> bool:
+        """graphfix.scratch.validate_graph passed on this IR."""
+        return self._validated
+
+    def mark_validated(self) -> None:
+        self._validated = True
+
+    def start_edit_log(self) -> None:
+        """Record the regions the next fix replaces (:meth:`log_edit`)."""
+        self._edit_log = []
+
+    def log_edit(self, entry: dict) -> None:
+        """Record one replaced region, if a log was started."""
+        if self._edit_log is not None:
+            self._edit_log.append(entry)
+
+    def end_edit_log(self) -> list | None:
+        log, self._edit_log = self._edit_log, None
+        return log
+
+    def replace_graph(self, graph_def, regen_contexts=None, regen_names=()) -> None:
+        """Become ``graph_def`` (referenced, not copied): the result of a
+        regeneration in TensorFlow.  Session state is kept; every analysis of
+        the old version is invalid."""
+        version = self.version
+        self._build(graph_def, copy=False)
+        self.version = version + 1
+        self.changed = True
+        self._journal = [(self.version, None)]
+        if regen_contexts is not None:
+            self._regen_contexts = regen_contexts
+        self._regen_names = self._regen_names | set(regen_names)
+
+    def changes_since(self, version: int) -> set[str] | None:
+        """Nodes added, removed or rewired (their inputs changed) since
+        ``version``, or None when that is not known (the graph was replaced, or
+        ``version`` is older than the journal)."""
+        journal = self._journal
+        if version < journal[0][0]:
+            return None
+        touched: set[str] = set()
+        for _, names in journal[bisect.bisect_right(journal, version, key=lambda e: e[0]):]:
+            if names is None:
+                return None
+            touched |= names
+        return touched
 
     # ------------------------------------------------------------ queries
     def __contains__(self, name: str) -> bool:
-        return name in self.g
+        return name in self.g._node
 
     def __len__(self) -> int:
-        return self.g.number_of_nodes()
+        return len(self.g._node)
 
     @property
     def library(self):
@@ -145,8 +288,79 @@ class GraphIR:
         live = [n for n in self._coloc if n in self.g._node]
         return sorted(live, key=self.order.__getitem__)
 
+    def marked(self) -> list[str]:
+        """Nodes whose name contains ``/graphfix/`` (what graphfix built), in
+        output order; indexed, so finding them does not read every name."""
+        if self._marked is None:
+            self._marked = {n for n in self.g._node if MARK in n}
+        return sorted(self._marked, key=self.order.__getitem__)
+
+    def scope_in_use(self, scope: str) -> bool:
+        """A node is named ``scope`` or lives under ``scope/``."""
+        if scope in self.g._node:
+            return True
+        pre = scope + "/"
+        names = self.marked() if MARK in pre else self.g._node
+        return any(n.startswith(pre) for n in names)
+
+    def dangling_colocations(self) -> list[str]:
+        """Nodes whose ``_class`` names a node that is not in the graph, or
+        names one twice (in order; a superset is fine: callers read the attr
+        again).  Indexed by target, so this does not read every node."""
+        live = self.g._node
+        since = None if self._locs is None else self.changes_since(self._locs_version)
+        if since is None:
+            self._locs, self._dangling = {}, set()
+            for name in self._coloc:
+                if name in live:
+                    self._index_locs(name)
+        else:  # targets removed (or added again) since the last call
+            for name in since:
+                if name in self._locs:
+                    if name in live:
+                        self._dangling.discard(name)
+                    else:
+                        self._dangling.add(name)
+        self._locs_version = self.version
+        res = set()
+        for target in list(self._dangling):
+            nodes = {n for n in self._locs[target] if n in live}
+            if nodes:
+                res |= nodes
+            elif target:  # nothing live names it: forget it ("" stays: a node added later may repeat one)
+                self._dangling.discard(target)
+                del self._locs[target]
+        return sorted(res, key=self.order.__getitem__)
+
+    def _index_locs(self, name: str) -> None:
+        n = self.g._node[name]["node"]
+        if "_class" in n.attr:
+            locs = list(n.attr["_class"].list.s)
+            for loc in locs:
+                if loc.startswith(b"loc:@"):
+                    target = loc[5:].decode()
+                    self._locs.setdefault(target, set()).add(name)
+                    if target not in self.g._node:
+                        self._dangling.add(target)
+            if len(set(locs)) < len(locs):
+                self._locs.setdefault("", set()).add(name)  # no node is named "": always listed
+                self._dangling.add("")
+
+    def set_colocation(self, name: str, locs: list[bytes]) -> None:
+        """Set (or, when empty, drop) the ``_class`` colocation list of ``name``."""
+        n = self.mutable(name)
+        del n.attr["_class"].list.s[:]
+        n.attr["_class"].list.s.extend(locs)
+        if not locs:
+            del n.attr["_class"]
+        elif self._locs is not None:
+            self._index_locs(name)
+
     def mutable(self, name: str):
-        """The NodeDef of ``name``, safe to edit (copied first when the IR protects its source)."""
+        """The NodeDef of ``name``, safe to edit (copied first when the IR protects its source).
+        The next edit's journal entry counts ``name`` as touched."""
+        self._pending.add(name)
+        self._ops.pop(name, None)
         attrs = self.g._node[name]
         if self._cow and name not in self._owned:
             nd = type(attrs["node"])()
@@ -156,13 +370,17 @@ class GraphIR:
         return attrs["node"]
 
     def op(self, name: str) -> str:
-        return self.g._node[name]["node"].op
+        op = self._ops.get(name)
+        if op is None:
+            op = self.g._node[name]["node"].op
+            op = self._ops[name] = self._op_names.setdefault(op, op)
+        return op
 
     def names(self) -> list[str]:
-        """Node names in output order (cached per IR version)."""
-        if self._names is None or self._names[0] != self.version:
-            self._names = (self.version, sorted(self.g._node, key=self.order.__getitem__))
-        return list(self._names[1])
+        """Node names in output order (indexed; the edits keep the index in order)."""
+        if self._names is None:
+            self._names = sorted(self.g._node, key=self.order.__getitem__)
+        return list(self._names)
 
     def inputs(self, name: str) -> list[tuple[str, int]]:
         """Data inputs of ``name`` in order, as (producer, output index)."""
@@ -184,26 +402,42 @@ class GraphIR:
                                 f"expected at least {i + 1}: the graph is malformed")
         return ins[i]
 
+    def _data_in(self, dst: str) -> list[tuple[str, int]]:
+        ins = self._ins.get(dst)
+        return ins if ins is not None else self.inputs(dst)
+
     def consumers(self, name: str, out: int | None = None) -> list[tuple[str, int]]:
         """Data consumers of ``name`` (of its output ``out`` if given) as (consumer, input position)."""
         res = []
-        for dst, keyed in self.g._succ[name].items():
-            for key, d in keyed.items():
-                if not d["ctrl"] and (out is None or d["out"] == out):
-                    res.append((dst, key))
+        for dst in self.g._succ[name]:
+            for pos, (src, o) in enumerate(self._data_in(dst)):
+                if src == name and (out is None or o == out):
+                    res.append((dst, pos))
         if len(res) > 1:
             res.sort(key=lambda t: (self.order[t[0]], t[1]))
         return res
 
+    def outputs_read(self, name: str) -> int:
+        """1 + the highest output index of ``name`` a data input reads (0 if none)."""
+        n = 0
+        for dst in self.g._succ[name]:
+            for src, o in self._data_in(dst):
+                if src == name and o >= n:
+                    n = o + 1
+        return n
+
     def control_consumers(self, name: str) -> list[str]:
-        res = {dst for dst, keyed in self.g._succ[name].items() if any(d["ctrl"] for d in keyed.values())}
+        res = []
+        for dst, d in self.g._succ[name].items():
+            if d.get("count", 1) > sum(1 for src, _ in self._data_in(dst) if src == name):
+                res.append(dst)
         return sorted(res, key=self.order.__getitem__)
 
     def successors(self, name: str) -> set[str]:
-        return set(self.g.successors(name))
+        return set(self.g._succ[name])
 
     def has_consumers(self, name: str) -> bool:
-        return self.g.out_degree(name) > 0
+        return bool(self.g._succ[name])
 
     def attr(self, name: str, key: str, default=None):
         n = self.node(name)
@@ -212,34 +446,59 @@ class GraphIR:
         return n.attr[key]
 
     # ------------------------------------------------------------ edits
-    def _touch(self):
+    def _touch(self, names=()):
         self.version += 1
         self.changed = True
+        touched = frozenset(names) | self._pending
+        self._pending = set()
+        self._journal.append((self.version, touched))
+        if self._marked is not None:
+            for n in touched:
+                if MARK in n:
+                    if n in self.g._node:
+                        self._marked.add(n)
+                    else:
+                        self._marked.discard(n)
+
+    def _unlink_inputs(self, name: str) -> None:
+        succ = self.g._succ
+        for src in self.g._pred[name]:
+            del succ[src][name]
+        self.g._pred[name] = {}
 
     def _reindex(self, name: str) -> None:
         self._ins.pop(name, None)
-        self.g.remove_edges_from(list(self.g.in_edges(name, keys=True)))
-        n = self.node(name)
-        edges = []
-        for i, s in enumerate(n.input):
-            src, out, ctrl = parse_input(s)
-            if src not in self.g:
+        self._unlink_inputs(name)
+        succ, p = self.g._succ, self.g._pred[name]
+        for s in self.node(name).input:
+            src = parse_input(s)[0]
+            if src not in succ:
                 raise GraphfixError(f"node {name!r} input {s!r} names a missing node")
-            edges.append((src, name, i, {"out": out, "ctrl": ctrl}))
-        self.g.add_edges_from(edges)
+            d = p.get(src)
+            if d is None:
+                p[src] = succ[src][name] = {}
+            else:
+                d["count"] = d.get("count", 1) + 1
 
     def add_node(self, nodedef) -> None:
         """Add a NodeDef (its inputs must exist, or be added before the next edit that reads them)."""
-        if nodedef.name in self.g:
+        if nodedef.name in self.g._node:
             raise GraphfixError(f"cannot add node {nodedef.name!r}: the name is taken")
         self.g.add_node(nodedef.name, node=nodedef)
+        self._ops.pop(nodedef.name, None)  # a removed node's, if the name is used again
         self._owned.add(nodedef.name)
         if "_class" in nodedef.attr:
             self._coloc.add(nodedef.name)
+            if self._locs is not None:
+                self._index_locs(nodedef.name)
         self._ins.pop(nodedef.name, None)
         self.order[nodedef.name] = self._next
+        if self._sorted_order is not None:
+            self._sorted_order.append(self._next)
+        if self._names is not None:
+            self._names.append(nodedef.name)  # the last place, until add_nodes moves it
         self._next += 1
-        self._touch()
+        self._touch((nodedef.name,))
 
     def add_nodes(self, nodedefs, after: str | None = None) -> None:
         """Add several NodeDefs that may refer to each other, then index their
@@ -251,11 +510,34 @@ class GraphIR:
             self._reindex(n.name)
         if after is not None and nodedefs:
             lo = self.order[after]
-            new = {n.name for n in nodedefs}
-            hi = min((v for k, v in self.order.items() if v > lo and k not in new), default=lo + 1)
+            values = self._order_values()
+            for n in nodedefs:  # the new nodes' provisional places (at the end) are not free
+                del values[bisect.bisect_left(values, self.order[n.name])]
+            i = bisect.bisect_right(values, lo)
+            hi = values[i] if i < len(values) else lo + 1
             step = (hi - lo) / (len(nodedefs) + 1)
+            if self._names is not None:
+                del self._names[-len(nodedefs):]
             for k, n in enumerate(nodedefs):
                 self.order[n.name] = lo + step * (k + 1)
+                bisect.insort(values, self.order[n.name])
+                if self._names is not None:
+                    bisect.insort(self._names, n.name, key=self.order.__getitem__)
+
+    def _order_values(self) -> list:
+        """Every live node's order value, sorted (kept up to date by the edits once built)."""
+        if self._sorted_order is None:
+            self._sorted_order = sorted(self.order.values())
+        return self._sorted_order
+
+    def _forget_order(self, name: str) -> None:
+        """Drop a removed node from the indexes kept in output order (and its op)."""
+        self._ops.pop(name, None)
+        if self._names is not None:
+            del self._names[bisect.bisect_left(self._names, self.order[name], key=self.order.__getitem__)]
+        v = self.order.pop(name)
+        if self._sorted_order is not None:
+            del self._sorted_order[bisect.bisect_left(self._sorted_order, v)]
 
     def replace_uses(self, old: tuple[str, int], new: tuple[str, int], exclude=()) -> list[str]:
         """Point every data consumer of tensor ``old`` (but those in ``exclude``) at ``new``."""
@@ -270,7 +552,7 @@ class GraphIR:
         for dst in done:
             self._reindex(dst)
         if done:
-            self._touch()
+            self._touch(done + [old[0], new[0]])
         return done
 
     def replace_control_uses(self, old: str, new: str, exclude=()) -> None:
@@ -285,20 +567,25 @@ class GraphIR:
             del n.input[:]
             n.input.extend(refs)
             self._reindex(dst)
-            self._touch()
+            self._touch((dst, old, new))
 
     def rename(self, old: str, new: str) -> None:
         """Rename node ``old`` to ``new`` (free), updating every reference to it."""
-        if new in self.g:
+        if new in self.g._node:
             raise GraphfixError(f"cannot rename {old!r} to {new!r}: the name is taken")
-        consumers = sorted({dst for _, dst in self.g.out_edges(old)})
+        consumers = sorted(self.g._succ[old])
         n = self.mutable(old)
         n.name = new
         self._owned.discard(old)
         self._owned.add(new)
         if old in self._coloc:
             self._coloc.add(new)
-        self.g = nx.relabel_nodes(self.g, {old: new}, copy=False)
+        self._relabel(old, new)
+        self._ops.pop(new, None)
+        if old in self._coloc and self._locs is not None:
+            self._index_locs(new)
+        if self._names is not None:
+            self._names[bisect.bisect_left(self._names, self.order[old], key=self.order.__getitem__)] = new
         self.order[new] = self.order.pop(old)
         self._ins.pop(old, None)
         self._ins.pop(new, None)
@@ -313,33 +600,52 @@ class GraphIR:
                 refs.append(s)
             del d.input[:]
             d.input.extend(refs)
-        self._touch()
+        self._touch(consumers + [old, new])
+
+    def _relabel(self, old: str, new: str) -> None:
+        """``networkx.relabel_nodes(g, {old: new}, copy=False)``, with the same
+        resulting dict orders, without its scan of every node."""
+        nodes, succ, pred = self.g._node, self.g._succ, self.g._pred
+        out, inn = list(succ[old].items()), list(pred[old].items())
+        nodes[new] = nodes[old]
+        succ[new], pred[new] = {}, {}
+        for dst in succ[old]:
+            del pred[dst][old]
+        for src in pred[old]:
+            del succ[src][old]
+        del nodes[old], succ[old], pred[old]
+        for dst, d in out:
+            succ[new][dst] = pred[dst][new] = d
+        for src, d in inn:
+            succ[src][new] = pred[new][src] = d
 
     def remove_node(self, name: str) -> None:
-        if self.g.out_degree(name):
+        if self.g._succ[name]:
             raise GraphfixError(f"cannot remove node {name!r}: it still has consumers")
+        preds = list(self.g._pred[name])
         self.g.remove_node(name)
         self._ins.pop(name, None)
-        del self.order[name]
-        self._touch()
+        self._forget_order(name)
+        self._touch(preds + [name])
 
     def remove_dead(self, candidates) -> list[str]:
         """Remove the nodes of ``candidates`` that nothing outside the removed set consumes."""
-        cand = set(candidates) & set(self.g.nodes)
+        cand = set(candidates) & self.g._node.keys()
         changed = True
         while changed:
             changed = False
             for name in sorted(cand):
-                if any(dst not in cand for dst in self.g.successors(name)):
+                if any(dst not in cand for dst in self.g._succ[name]):
                     cand.discard(name)
                     changed = True
         removed = sorted(cand, key=self.order.__getitem__)
+        preds = {src for name in removed for src in self.g._pred[name]}
         self.g.remove_nodes_from(removed)
         for name in removed:
-            del self.order[name]
+            self._forget_order(name)
             self._ins.pop(name, None)
         if removed:
-            self._touch()
+            self._touch(preds | set(removed))
         return removed
 
     # ------------------------------------------------------------ output
@@ -358,10 +664,10 @@ class GraphIR:
         if self._topo is not None and self._topo[0] == self.version:
             return list(self._topo[1])
         nodes, succ, pred = self.g._node, self.g._succ, self.g._pred
-        back = {n for n, a in nodes.items() if a["node"].op == "NextIteration"}
+        back = {n for n in nodes if self.op(n) == "NextIteration"}
         indeg = {}
         for name, srcs in pred.items():
-            indeg[name] = sum(len(keyed) for src, keyed in srcs.items() if src not in back and src != name)
+            indeg[name] = sum(d.get("count", 1) for src, d in srcs.items() if src not in back and src != name)
         ready = sorted((n for n, d in indeg.items() if d == 0), key=self.order.__getitem__, reverse=True)
         res = []
         while ready:
@@ -369,10 +675,10 @@ class GraphIR:
             res.append(n)
             if n in back:
                 continue
-            for dst, keyed in succ[n].items():
+            for dst, d in succ[n].items():
                 if dst == n:
                     continue
-                indeg[dst] -= len(keyed)
+                indeg[dst] -= d.get("count", 1)
                 if indeg[dst] == 0:
                     ready.append(dst)
         if len(res) != len(indeg):

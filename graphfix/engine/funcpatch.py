@@ -101,8 +101,7 @@ class _Functions:
             gd, sinks = to_graph_def(fdef, self.lib)
         except GraphfixError:
             return None  # a body this reader cannot follow is left alone
-        ir = GraphIR(gd, copy=False)
-        ir.arg_values = dict(self.values.get(fn, {}))
+        ir = GraphIR(gd, copy=False, arg_values=self.values.get(fn))
         if any(n.op in self.lib or any(True for _ in _calls(n)) for n in gd.node):
             # facts across the call boundary: the arguments of nested calls
             try:
@@ -222,12 +221,7 @@ def repair_functions(ir, facts, rules, apply, unsafe_fixes=False, options=None, 
                 f.new_nodes = []
                 f.note = f"cannot regenerate the gradient of the repaired function: {msg}"
         return findings
-    version = ir.version
-    keep = {k: v for k, v in vars(ir).items() if k in ("meta_graph", "regen_names", "regen_contexts")}
-    GraphIR.__init__(ir, final, copy=False)
-    ir.__dict__.update(keep)
-    ir.version = version + 1
-    ir.changed = True
+    ir.replace_graph(final)
     return findings
 
 

@@ -27,8 +27,7 @@ def check_functions(graph_def, rules, names=None, values=None) -> list:
         fn = fdef.signature.name
         try:
             gd, rets = function_graph(fdef)
-            ir = GraphIR(gd, copy=False)
-            ir.arg_values = dict((values or {}).get(fn, {}))
+            ir = GraphIR(gd, copy=False, arg_values=(values or {}).get(fn))
             ctx = Context(ir, losses=[r for r in rets if r.rsplit(":", 1)[0] in ir])
             found, _ = run(ctx, rules, apply=False)
         except Exception:  # noqa: BLE001 — a body the analyses cannot read is skipped, never fatal

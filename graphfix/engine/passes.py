@@ -96,7 +96,7 @@ class Context:
     @property
     def facts(self) -> Facts:
         if self._facts is None or self._facts.version != self.ir.version:
-            self._facts = Facts(self.ir, self.losses, pinned=self._first)
+            self._facts = Facts(self.ir, self.losses, pinned=self._first, previous=self._facts)
             if self._first is None:
                 self._first = self._facts
         return self._facts
@@ -139,15 +139,14 @@ def run(ctx: Context, rules, apply: bool) -> tuple[list[Finding], dict[str, floa
                 claimed[(f.node, ctx.ir.op(f.node))] = f.code
                 findings.append(f)
                 if apply and f.fixable and (f.safety == "safe" or ctx.unsafe_fixes):
-                    ctx.ir.edits = []  # graphfix.patch.gradients records each region it replaces
+                    ctx.ir.start_edit_log()  # graphfix.patch.gradients records each region it replaces
                     try:
                         f.new_nodes = sorted(rule.fix(ctx, f))
                         f.fixed = True
                         fixed_any = True
                     except FixError as e:
                         f.note = str(e)
-                    f.data["edits"] = ctx.ir.edits
-                    ctx.ir.edits = None
+                    f.data["edits"] = ctx.ir.end_edit_log()
             covered_by.setdefault(rule.code, (set(), set()))
             covered_by[rule.code][0].update(ctx.covered - before[0])
             covered_by[rule.code][1].update(ctx.domain_covered - before[1])

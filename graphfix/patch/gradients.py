@@ -218,16 +218,15 @@ def _splice(ir, facts, *, code, anchor, scope, region, inputs, outputs, all_stal
             # Its spliced gradient scope keeps the scratch name; GradScopes
             # resolves it through this record (or, from a file, the anchor).
             ir.rename(new_t[0], old_t[0])
-            _renamed(ir)[new_t[0]] = old_t[0]
+            ir.note_renamed(new_t[0], old_t[0])
             added = [old_t[0] if a == new_t[0] else a for a in added]
     # After the rename: a ``loc:@<output>`` kept by a surviving node names the
     # renamed guard again (before it, it would be pointed at a name that the
     # rename then removes).
     _fix_colocation(ir, moved)
-    log = getattr(ir, "edits", None)
-    if log is not None:  # what graphfix.engine.selfcheck checks afterwards
-        log.append({"code": code, "region": list(region), "outputs": [o[0] for o in outputs],
-                    "stale": sorted(all_stale), "added": list(added)})
+    # what graphfix.engine.selfcheck checks afterwards (when the pass manager started a log)
+    ir.log_edit({"code": code, "region": list(region), "outputs": [o[0] for o in outputs],
+                 "stale": sorted(all_stale), "added": list(added)})
     return added
 
 
@@ -268,9 +267,8 @@ def _shorten_gradient_names(ir, nodes, scope: str) -> dict[str, str]:
 
 def _free_scope(ir, scope: str) -> str:
     """``scope``, or ``scope_1``, ``scope_2``… if nodes already live under it."""
-    taken = {n for n in ir.g.nodes if n.startswith(scope)}
     name, k = scope, 0
-    while name in taken or any(n.startswith(name + "/") for n in taken):
+    while ir.scope_in_use(name):
         k += 1
         name = f"{scope}_{k}"
     return name
@@ -279,7 +277,7 @@ def _free_scope(ir, scope: str) -> str:
 def _fix_colocation(ir, moved: dict[str, str]) -> None:
     """Colocation constraints (``_class: loc:@X``) naming a removed node now
     name its replacement, or are dropped."""
-    for name in ir.colocated():
+    for name in ir.dangling_colocations():
         n = ir.node(name)
         if "_class" not in n.attr:
             continue
@@ -295,11 +293,7 @@ def _fix_colocation(ir, moved: dict[str, str]) -> None:
             if loc not in new:
                 new.append(loc)
         if new != locs:
-            n = ir.mutable(name)
-            del n.attr["_class"].list.s[:]
-            n.attr["_class"].list.s.extend(new)
-            if not new:
-                del n.attr["_class"]
+            ir.set_colocation(name, new)
 
 
 def _aggregations(ir, scopes, gp: str, nodes: set[str]) -> list[str]:
@@ -344,14 +338,6 @@ def _upstream_gradients(ir, scopes, gp: str, nodes: list[str], outputs) -> list:
     if all(u is None for u in res):
         raise FixError("cannot identify the upstream gradient of the replaced ops")
     return res
-
-
-def _renamed(ir) -> dict[str, str]:
-    """Scratch name -> the name a guard's output took over (kept on the IR for
-    this session; see graphfix.analysis.gradpath)."""
-    if getattr(ir, "renamed", None) is None:
-        ir.renamed = {}
-    return ir.renamed
 
 
 def _stale_outputs(ir, nodes: set[str], removed: set[str]) -> list[tuple[str, int]]:

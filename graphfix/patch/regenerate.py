@@ -206,14 +206,14 @@ def sync_meta(meta, ir, original_names) -> None:
     """Make ``meta``'s context collections match the rewritten graph ``ir``:
     regenerated contexts if a loop gradient was regenerated, new nodes inside
     loops added, dropped nodes removed.  In place; a no-op without contexts."""
-    base = getattr(ir, "regen_contexts", None)
+    base = ir.regen_contexts
     if base is None:
         if not has_contexts(meta):
             return
         base = load_contexts(meta.collection_def)
     names = set(ir.names())
     contexts = prune_contexts(_copy(base), names.__contains__)
-    regenerated = getattr(ir, "regen_names", set())
+    regenerated = ir.regen_names
     add_new_nodes(contexts, ir, [n for n in ir.names() if n not in original_names and n not in regenerated])
     store_contexts(meta.collection_def, contexts)
 
@@ -223,8 +223,8 @@ def sync_meta(meta, ir, original_names) -> None:
 def replace_region_in_loop(ir, facts, *, code, anchor, region, output, build) -> list[str]:
     """:func:`graphfix.patch.region.replace_region` for a region inside a while
     loop of a training graph: forward guard + regenerated gradients."""
-    meta = getattr(ir, "meta_graph", None)
-    if not has_contexts(meta) and getattr(ir, "regen_contexts", None) is None:
+    meta = ir.meta_graph
+    if not has_contexts(meta) and ir.regen_contexts is None:
         raise FixError("gradient patching inside a while-loop frame needs the loop's WhileContext to "
                          "regenerate the gradient: rewrite the .meta MetaGraphDef or the SavedModel (a bare "
                          "GraphDef does not carry it)")
@@ -251,7 +251,7 @@ def _regenerate(ir, facts, meta, *, code, anchor, region, output, build) -> list
     missing = [gp for gp in prefixes if gp not in seeds]
     if missing:
         raise FixError(f"cannot find the loss of gradient prefix {missing[0]!r}")
-    contexts = getattr(ir, "regen_contexts", None) or load_contexts(meta.collection_def)
+    contexts = ir.regen_contexts or load_contexts(meta.collection_def)
 
     # 1. forward guard on a copy (no gradient scopes: nothing patched locally)
     work = GraphIR(ir.to_graph_def(), copy=True)
@@ -340,14 +340,7 @@ def _regenerate(ir, facts, meta, *, code, anchor, region, output, build) -> list
     new_contexts = prune_contexts(new_contexts, result.__contains__)
 
     # 4. commit: the IR object the pass manager holds becomes the result
-    version = ir.version
-    keep_attrs = {k: v for k, v in vars(ir).items() if k in ("meta_graph", "regen_names")}
-    GraphIR.__init__(ir, final, copy=False)
-    ir.__dict__.update(keep_attrs)
-    ir.version = version + 1
-    ir.changed = True
-    ir.regen_contexts = new_contexts
-    ir.regen_names = getattr(ir, "regen_names", set()) | {n.name for n in renamed_new}
+    ir.replace_graph(final, regen_contexts=new_contexts, regen_names=[n.name for n in renamed_new])
     return [a for a in added if a in ir]
 
 

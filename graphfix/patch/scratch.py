@@ -159,7 +159,7 @@ def validate_graph(ir) -> None:
     the right kind (and an allowed type), and every tensor read exists.  Cheap
     (no import, about 0.3 s per 100k nodes), so it runs before the first guard
     is built.  Raises UnsupportedOpError / GraphfixError naming the first problem."""
-    if getattr(ir, "_tf_validated", False):
+    if ir.validated:
         return
     functions = {f.signature.name for f in ir.library.function} if ir.library is not None else set()
     unknown: dict[str, str] = {}
@@ -199,7 +199,7 @@ def validate_graph(ir) -> None:
                 count = len(output_types(ir.node(src)))
             if count is not None and out >= count:
                 raise _malformed(nd, f"reads {s!r}, but {src!r} has {count} output(s)")
-    ir._tf_validated = True
+    ir.mark_validated()
 
 
 def load_op_library(path: str) -> None:
