@@ -159,7 +159,7 @@ def _corpus_names():
 def test_corpus_applied_gradients_are_the_fixed_loss_gradients(tf, unsafe):
     """The invariant over the whole corpus: every training case rewritten, every
     Apply* op's gradient compared with tf.gradients on its normal and trigger feeds."""
-    from tests.corpus import build as build_case
+    from tests.corpus import shared as build_case
 
     compared, bad_all = 0, []
     for name in _corpus_names():
@@ -206,7 +206,7 @@ def test_issue_graph_trains_finite_and_unchanged(tf, name):
     """Issue 10's three graphs, rewritten as the issue did (--unsafe-fixes): the
     train op keeps every variable finite over a triggering batch, and normal
     batches train bit-identically (or within float rounding)."""
-    from tests.corpus import build as build_case
+    from tests.corpus import shared as build_case
     from tests.corpus.runner import run_case
 
     case = build_case(name)
@@ -229,7 +229,7 @@ def test_issue_graph_trains_finite_and_unchanged(tf, name):
 def test_issue_graph_rewrite_verify_never_fixed_when_verify_fails(name, tmp_path):
     """`rewrite --unsafe-fixes --verify` on each graph: no finding is reported
     [fixed] in a graph whose verify fails, and then the exit status is 1."""
-    from tests.corpus import build as build_case
+    from tests.corpus import shared as build_case
     from tests.helpers import cli
 
     src = tmp_path / "model.meta"

@@ -155,7 +155,7 @@ def test_random_loss_graphs_keep_behaviour(tf):
 def test_corpus_output_is_identical_across_hash_seeds(tmp_path):
     """Batch-rewrite the whole corpus twice in fresh processes with different
     PYTHONHASHSEED values: byte-identical outputs; rewriting them changes nothing."""
-    from tests.corpus import CASES, build as build_case
+    from tests.corpus import CASES, shared as build_case
 
     src = tmp_path / "in"
     src.mkdir()

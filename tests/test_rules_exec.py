@@ -11,7 +11,7 @@ import pytest
 
 import graphfix
 from graphfix.model import Model
-from tests.corpus import build, params, safe_cases, unsafe_cases
+from tests.corpus import params, safe_cases, shared as build, unsafe_cases
 from tests.corpus.runner import run_case
 
 RTOL = 1e-6
