@@ -289,11 +289,28 @@ def _render(fmt: str, reports, mode: str, errors, rows) -> tuple[str, str, bool]
 
 
 
-def show_table(stream, table: str, rows: list[Row], mode: str) -> None:
-    """Write the summary table: drawn with rich on a terminal (if installed), else ``table`` as it is."""
+def write_findings(stream, text: str, reports, mode: str, no_color: bool = False) -> None:
+    """The text format's finding lines (``text``, from :func:`_render`), styled
+    as a single model's are (graphfix.console) when ``stream`` wants colour."""
+    from graphfix import console
+
+    if not (text and console.color_wanted(stream, no_color) and console.rich_available()):
+        stream.write(text)
+        return
+    from graphfix.report import text_lines
+
+    lines = [line for r in reports if r.findings for line in text_lines(r, mode)[:r.found]]
+    console.write_segments(lines, stream, color=True)
+    stream.write("\n")
+
+
+def show_table(stream, table: str, rows: list[Row], mode: str, no_color: bool = False) -> None:
+    """Write the summary table: drawn with rich on a terminal (if installed) that wants colour
+    (no ``NO_COLOR``, no ``--no-color``: graphfix.console.color_wanted), else ``table`` as it is."""
+    from graphfix import console
     from graphfix.progress import _is_tty
 
-    if rows and _is_tty(stream):
+    if rows and _is_tty(stream) and console.color_wanted(stream, no_color):
         try:
             from graphfix.richtable import render
 
@@ -391,12 +408,14 @@ def run(args, options=None, stdout=None, stderr=None) -> int:
     if diff_only:
         stdout.write("".join(diffs))
         stdout.flush()
-    main.write(text)
+    no_color = bool(getattr(args, "no_color", False))
     if inline:
+        write_findings(main, text, reports, mode, no_color)
         main.flush()
-        show_table(main, table, rows, mode)
+        show_table(main, table, rows, mode, no_color)
     else:
-        show_table(stderr, table, rows, mode)
+        main.write(text)
+        show_table(stderr, table, rows, mode, no_color)
     if args.report:
         from graphfix import io
 
@@ -423,6 +442,7 @@ def _tasks(args, targets, mode, out_dir, diff_only, options) -> list[Task]:
         if mode == "rewrite":
             task.unsafe_fixes, task.guard = args.unsafe_fixes, args.guard
             task.clear_devices, task.diff_only = args.clear_devices, diff_only
+            task.diff_style = args.diff if diff_only and args.diff in ("full", "stat") else "full"
             task.out = os.path.join(out_dir, t.rel)
             key = os.path.realpath(task.out)
             owner = owners.setdefault(key, t.path)

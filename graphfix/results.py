@@ -46,6 +46,7 @@ class Task:
     clear_devices: bool = False
     out: str | None = None  # rewrite: where the fixed model goes
     diff_only: bool = False
+    diff_style: str = "full"  # with diff_only: "full" (per node) or "stat" (per finding), as --diff=
     collides_with: str | None = None  # an earlier model already writes to ``out``
     debug: bool = False
 
@@ -119,9 +120,9 @@ def process(task: Task) -> Result:
                                              unsafe_fixes=task.unsafe_fixes, guard=task.guard, losses=task.losses,
                                              clear_devices=task.clear_devices, options=task.options)
             if task.diff_only:
-                from graphfix.diff import graph_diff
+                from graphfix.diff import diff_text
 
-                res.diff = graph_diff(model, fixed, task.path, task.out)
+                res.diff = diff_text(model, fixed, task.path, task.out, task.diff_style, report.findings)
             else:
                 parent = os.path.dirname(task.out)
                 if parent:
