@@ -58,7 +58,7 @@ class AppliedChecker:
         self.unpaired = []
         with g.as_default():
             tf.compat.v1.import_graph_def(graph_def, name="")
-            fresh_by = {}
+            found = []  # (apply op, var op, boundary tensors, indices input or None)
             for op in g.get_operations():
                 if not op.type.startswith(APPLY):
                     continue
@@ -81,15 +81,21 @@ class AppliedChecker:
                 if len(bounds) != 1 or src is None:
                     self.unpaired.append(f"{op.name}: {len(bounds)} gradient tensors reach it")
                     continue
-                key = (loss, var_op.name)
-                if key not in fresh_by:
-                    with g.name_scope("applied_check"):
-                        fresh_by[key] = tf.compat.v1.gradients(g.get_tensor_by_name(loss), [var_op.outputs[0]])[0]
-                fresh = fresh_by[key]
+                found.append((op, var_op, bounds, op.inputs[ii] if ii is not None else None))
+            # One tf.gradients call for every variable: the same values as one
+            # call per variable (each is d loss / d var), one backward graph.
+            var_ops = sorted({v.name: v for _, v, _, _ in found}.values(), key=lambda v: v.name)
+            fresh_by = {}
+            if var_ops:
+                with g.name_scope("applied_check"):
+                    grads = tf.compat.v1.gradients(g.get_tensor_by_name(loss), [v.outputs[0] for v in var_ops])
+                fresh_by = {v.name: gr for v, gr in zip(var_ops, grads)}
+            for op, var_op, bounds, indices in found:
+                fresh = fresh_by[var_op.name]
                 if fresh is None:
                     self.unpaired.append(f"{op.name}: tf.gradients says {var_op.name} does not affect {loss}")
                     continue
-                graph_grad = (bounds[0], op.inputs[ii]) if ii is not None else (bounds[0], None)
+                graph_grad = (bounds[0], indices)
                 if isinstance(fresh, tf.IndexedSlices):
                     fresh = (fresh.values, fresh.indices, fresh.dense_shape)
                 self.pairs.append((op.name, var_op.name, graph_grad, fresh, tuple(var_op.outputs[0].shape)))

@@ -444,19 +444,16 @@ REGISTER_KERNEL_BUILDER(Name("GraphfixTestAbs").Device(DEVICE_CPU), GraphfixTest
 
 
 @pytest.fixture(scope="module")
-def custom_op_library(tmp_path_factory):
+def custom_op_library(tmp_path_factory, tf):
     import shutil
 
     if shutil.which("g++") is None:
         pytest.skip("no C++ compiler to build a custom-op library")
     d = tmp_path_factory.mktemp("custom_op")
     src = write(d / "op.cc", _OP_SOURCE.encode())
-    flags = subprocess.run([sys.executable, "-c", "import os; os.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'; "
-                            "import tensorflow as tf; print(' '.join(tf.sysconfig.get_compile_flags())); "
-                            "print(' '.join(tf.sysconfig.get_link_flags()))"],
-                           capture_output=True, text=True, timeout=300).stdout.splitlines()
-    if len(flags) < 2:
-        pytest.skip("cannot get TensorFlow's compile flags")
+    # the flags of the TensorFlow the tests import (asked in this process: a
+    # subprocess would pay a second TensorFlow import for two lines of text)
+    flags = [" ".join(tf.sysconfig.get_compile_flags()), " ".join(tf.sysconfig.get_link_flags())]
     lib = d / "graphfix_test_op.so"
     r = subprocess.run(["g++", "-std=c++17", "-shared", "-fPIC", "-O0", "-w", str(src), "-o", str(lib),
                         *flags[-2].split(), *flags[-1].split()], capture_output=True, text=True, timeout=600)

@@ -27,7 +27,7 @@ CASES = ("detection_boolean_mask_momentum", "seq2seq_sequence_mask_adam", "where
 @pytest.fixture(scope="module")
 def corpus_files(tmp_path_factory):
     """Five corpus cases, each as binary GraphDef, MetaGraphDef and text GraphDef."""
-    from tests.corpus import build
+    from tests.corpus import shared as build
 
     root = tmp_path_factory.mktemp("corpus")
     for name in CASES:

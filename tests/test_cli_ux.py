@@ -222,18 +222,19 @@ def test_diff_stat_summarises_what_the_full_diff_shows(tmp_path):
 
 # ------------------------------------------------------------------ library in a REPL
 
-REPL = """
-import json, sys, graphfix
-out = {}
-for path in sys.argv[1:]:
-    model = graphfix.load(path)
-    fixed, report = graphfix.rewrite(model)
-    check = graphfix.check(model)
-    out[path] = {"model": repr(model), "fixed": repr(fixed), "report": repr(report), "check": repr(check),
-                 "finding": repr(report.findings[0]),
-                 "str": str(report), "version": report.version}
-print(json.dumps(out))
-"""
+def _reprs(*paths):
+    """What a REPL shows for each model: repr of the model, its rewrite, the
+    reports and a finding, str(report) and the report's version."""
+    import graphfix
+
+    out = {}
+    for path in paths:
+        model = graphfix.load(path)
+        fixed, report = graphfix.rewrite(model)
+        check = graphfix.check(model)
+        out[path] = {"model": repr(model), "fixed": repr(fixed), "report": repr(report), "check": repr(check),
+                     "finding": repr(report.findings[0]), "str": str(report), "version": report.version}
+    return out
 
 
 def test_reprs_are_short(tf, tmp_path):
@@ -245,11 +246,9 @@ def test_reprs_are_short(tf, tmp_path):
         tf.compat.v1.train.Saver()
         tf.compat.v1.train.export_meta_graph(meta)
     _saved_model(tf, saved)
-    r = subprocess.run([sys.executable, "-c", REPL, DETECTION, meta, saved], capture_output=True, text=True,
-                       env=_env(), cwd=ROOT, timeout=300)
-    assert r.returncode == 0, r.stderr
+    got = _reprs(DETECTION, meta, saved)  # in this process: a REPL is one too
     for path, kind in ((DETECTION, "GraphDef"), (meta, "MetaGraphDef"), (saved, "SavedModel")):
-        d = json.loads(r.stdout)[path]
+        d = got[path]
         for key in ("model", "fixed", "report", "check", "finding"):
             assert len(d[key]) < 300, d[key]
         assert d["finding"].startswith("<Finding GF001 ") and "fixed" in d["finding"]
@@ -334,3 +333,86 @@ def test_verify_sentence_is_plain_english(tmp_path):
     line = next(ln for ln in r.stdout.splitlines() if ln.startswith("normal feeds:"))
     assert re.search(r"agree on 1 loss, \d+ gradients?(, | and )", line), line
     assert "1 gradients" not in line and "1 applied gradients" not in line and "1 losses" not in line
+
+
+# ------------------------------------------------------------------ batch mode: colour, --diff=stat
+
+def _two_models(tmp_path):
+    """models/: the detection example (one GF001 finding), a text copy of it, and a clean graph."""
+    import shutil
+
+    from google.protobuf import text_format
+
+    import graphfix
+
+    m = tmp_path / "models"
+    m.mkdir()
+    shutil.copy(DETECTION, m / "a.pb")
+    (m / "b.pbtxt").write_text(text_format.MessageToString(graphfix.load(DETECTION).graph_def))
+    shutil.copy(CLEAN, m / "clean.pb")
+    return m
+
+
+def _findings_part(text):
+    """The finding lines of a batch text report (what comes before the table)."""
+    return text.split("\n\n", 1)[0]
+
+
+def test_batch_findings_are_coloured_on_a_terminal(tmp_path):
+    models = _two_models(tmp_path)
+    rc, out, err = on_terminal("check", models, "--no-cache")
+    assert rc == 1, err
+    text = out.decode()
+    for name in ("a.pb", "b.pbtxt"):  # styled as a single model's findings are
+        assert f"\x1b[1m{models / name}\x1b[0m\x1b[36m:\x1b[0m" in text
+    assert text.count("\x1b[1;31mGF001\x1b[0m") == 2 and text.count("\x1b[36m[*]\x1b[0m") == 2
+    plain = cli("check", models, "--no-cache")
+    assert plain.returncode == 1 and "\x1b[" not in plain.stdout
+    assert _findings_part(ANSI.sub("", text)) == _findings_part(plain.stdout)  # same words, only styled
+    single = on_terminal("check", models / "a.pb")[1].decode()
+    assert single.splitlines()[0] == text.splitlines()[0]  # the same styling, byte for byte
+
+
+@pytest.mark.parametrize("how", ["NO_COLOR", "--no-color"])
+def test_batch_is_plain_on_a_terminal_when_asked(tmp_path, how):
+    models = _two_models(tmp_path)
+    env, args = ({"NO_COLOR": "1"}, []) if how == "NO_COLOR" else ({}, ["--no-color"])
+    rc, out, err = on_terminal("check", models, "--no-cache", *args, env=env)
+    assert rc == 1, err
+    assert b"\x1b[" not in out  # neither the findings nor the table
+    plain = cli("check", models, "--no-cache")
+    mask = re.compile(r"\d+\.\d\d")  # the seconds column
+    assert mask.sub("S", out.decode()) == mask.sub("S", plain.stdout)
+
+
+def test_batch_diff_stat_is_the_single_model_stat_per_model(tmp_path):
+    import graphfix
+    from graphfix.render.diff import diff_text
+
+    models = _two_models(tmp_path)
+    out = tmp_path / "out"
+    r = cli("rewrite", "--out-dir", out, "--diff=stat", models, "--jobs", "1")
+    assert r.returncode == 1, r.stderr
+    assert not out.exists() and "\x1b[" not in r.stdout
+    heads = [ln for ln in r.stdout.splitlines() if ln.startswith("graphfix diff")]
+    assert heads == [f"graphfix diff --stat {models / n} -> {out / n}" for n in ("a.pb", "b.pbtxt")]
+    assert "\n# " not in r.stdout and "@@" not in r.stdout  # no per-node diff
+    # each model's part is what --diff=stat prints for that model alone
+    want = ""
+    for n in ("a.pb", "b.pbtxt"):
+        model = graphfix.load(str(models / n))
+        fixed, report = graphfix.rewrite(model)
+        want += diff_text(model, fixed, str(models / n), str(out / n), "stat", report.findings)
+    assert r.stdout == want
+    lines = r.stdout.splitlines()
+    assert len(lines) == 6 and lines[2].split()[0] == lines[5].split()[0] == "total"
+    assert _table(r.stderr)[str(models / "a.pb")]["status"] == "would fix"
+    assert _table(r.stderr)[str(models / "clean.pb")]["status"] == "clean"
+    full = cli("rewrite", "--out-dir", out, "--diff", models / "clean.pb")  # bare --diff: the full diff
+    assert full.returncode == 0 and full.stdout == "" and not out.exists()
+
+
+def _table(text):
+    from tests.test_batch import _table as table
+
+    return table(text)

@@ -8,7 +8,6 @@ non-finite loss or gradients for unsafe cases (except the documented
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 
@@ -23,16 +22,12 @@ except ImportError:  # run without the repo root on sys.path
 import tensorflow as tf  # noqa: E402
 
 from tests.corpus import CASES, HAZARD_CODES, Case, build, cases_with_code, safe_cases, unsafe_cases  # noqa: E402
+from tests.corpus import shared as cached  # noqa: E402  (built once per process, a copy each call)
 from tests.corpus.runner import all_finite, nonfinite_summary, run_case  # noqa: E402
 
 ALL = sorted(CASES)
 VARIABLE_OPS = {"VariableV2", "VarHandleOp"}
 V2_CONTROL_FLOW = {"If", "StatelessIf", "While", "StatelessWhile", "PartitionedCall", "StatefulPartitionedCall"}
-
-
-@functools.lru_cache(maxsize=None)
-def cached(name: str) -> Case:
-    return build(name)
 
 
 def nodes(case: Case) -> dict:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import graphfix
-from tests.helpers import cli
+from tests.helpers import cli, run_cli
 
 B, F = 8, 4
 GPU, CPU = "/device:GPU:0", "/device:CPU:0"
@@ -85,7 +85,7 @@ def test_clear_devices_meta_and_saved_model(tf, tmp_path):
     src = tmp_path / "placed.meta"
     src.write_bytes(meta.SerializeToString())
     out = tmp_path / "cleared.meta"
-    r = cli("rewrite", src, out, "--clear-devices", "--select", "GF001")
+    r = run_cli("rewrite", src, out, "--clear-devices", "--select", "GF001")  # (the real CLI: above)
     assert r.returncode == 0, r.stdout + r.stderr
     m = graphfix.load(str(out)).meta_graph
     assert all(n.device == "" for n in m.graph_def.node)
@@ -104,7 +104,7 @@ def test_clear_devices_meta_and_saved_model(tf, tmp_path):
             b.save()
     assert any(n.device == GPU for n in graphfix.load(str(sm)).graph_def.node)
     out = tmp_path / "sm_cleared"
-    r = cli("rewrite", sm, out, "--clear-devices", "--select", "GF001")
+    r = run_cli("rewrite", sm, out, "--clear-devices", "--select", "GF001")
     assert r.returncode == 0, r.stdout + r.stderr
     saved = graphfix.load(str(out))
     assert saved.kind == "saved_model"

@@ -11,7 +11,8 @@ import pytest
 
 import graphfix
 from graphfix.core.model import Model
-from tests.corpus import build, params, safe_cases, unsafe_cases
+from tests.corpus import params, safe_cases, unsafe_cases
+from tests.corpus import shared as build
 from tests.corpus.runner import run_case
 
 RTOL = 1e-6

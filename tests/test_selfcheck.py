@@ -15,7 +15,7 @@ import pytest
 import graphfix
 import graphfix.patch.gradients as gradients
 from graphfix.analysis.gradpath import GradScopes
-from tests.corpus import build
+from tests.corpus import shared as build
 from tests.helpers import cli
 
 CASE = "chained_manual_softmax_log_abs_sgd"

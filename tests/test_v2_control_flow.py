@@ -143,7 +143,7 @@ def _serve(path, feeds, train_steps=0):
 def test_saved_model_with_functional_control_flow(name, tmp_path):
     import math
 
-    from tests.helpers import cli
+    from tests.helpers import cli, run_cli
 
     src = tmp_path / "model"
     case = _saved_model(src, name)
@@ -157,28 +157,30 @@ def test_saved_model_with_functional_control_flow(name, tmp_path):
     result = graphfix.verify(str(src), str(out), trials=1)
     assert result.ok and result.bit_identical and result.triggered, result.render()
     again = tmp_path / "again"
-    r = cli("rewrite", out, again)
+    r = run_cli("rewrite", out, again)  # in-process: the first rewrite ran the real CLI
     assert r.returncode == 0, r.stdout + r.stderr
     assert (again / "saved_model.pb").read_bytes() == (out / "saved_model.pb").read_bytes()
 
 
 def test_output_is_deterministic_across_processes(tmp_path):
     """TensorFlow names the functions it makes after a process-wide counter;
-    graphfix renames them, so two runs write the same bytes."""
+    graphfix renames them, so two runs write the same bytes: a fresh process
+    (counter at its start) and this test process (counter far along, after
+    the graphs this process built before), twice."""
     from tests.helpers import cli
 
     src = tmp_path / "nested.pb"
     src.write_bytes(cached("v2_nested_cond_in_while_adam").graph_def.SerializeToString())
-    outs = []
+    out = tmp_path / "out.pb"
+    r = cli("rewrite", src, out)
+    assert r.returncode == 0, r.stdout + r.stderr
+    outs = [out.read_bytes()]
     for k in range(2):
-        out = tmp_path / f"out{k}.pb"
-        r = cli("rewrite", src, out)
-        assert r.returncode == 0, r.stdout + r.stderr
-        outs.append(out.read_bytes())
-    fixed, _ = graphfix.rewrite(graphfix.load(str(src)))
-    path = tmp_path / "inprocess.pb"
-    graphfix.save(fixed, str(path))
-    assert outs[0] == outs[1] == path.read_bytes()
+        fixed, _ = graphfix.rewrite(graphfix.load(str(src)))
+        path = tmp_path / f"inprocess{k}.pb"
+        graphfix.save(fixed, str(path))
+        outs.append(path.read_bytes())
+    assert outs[0] == outs[1] == outs[2]
 
 
 def test_gradient_that_cannot_be_regenerated_leaves_the_finding_unfixed(monkeypatch):

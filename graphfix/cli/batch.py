@@ -62,9 +62,9 @@ from graphfix.cli.results import (
 from graphfix.core import io
 from graphfix.core.errors import GraphfixError
 from graphfix.core.version import __version__
-from graphfix.render.console import rich_available
+from graphfix.render import console
 from graphfix.render.progress import Progress, _is_tty
-from graphfix.render.report import DOCUMENTS, render_text
+from graphfix.render.report import DOCUMENTS, render_text, text_lines
 from graphfix.render.richtable import render
 
 MODEL_EXTS = (".pb", ".pbtxt", ".meta")
@@ -296,9 +296,21 @@ def _render(fmt: str, reports, mode: str, errors, rows) -> tuple[str, str, bool]
 
 
 
-def show_table(stream, table: str, rows: list[Row], mode: str) -> None:
-    """Write the summary table: drawn with rich on a terminal (if installed), else ``table`` as it is."""
-    if rows and _is_tty(stream) and rich_available():
+def write_findings(stream, text: str, reports, mode: str, no_color: bool = False) -> None:
+    """The text format's finding lines (``text``, from :func:`_render`), styled
+    as a single model's are (graphfix.render.console) when ``stream`` wants colour."""
+    if not (text and console.color_wanted(stream, no_color) and console.rich_available()):
+        stream.write(text)
+        return
+    lines = [line for r in reports if r.findings for line in text_lines(r, mode)[:r.found]]
+    console.write_segments(lines, stream, color=True)
+    stream.write("\n")
+
+
+def show_table(stream, table: str, rows: list[Row], mode: str, no_color: bool = False) -> None:
+    """Write the summary table: drawn with rich on a terminal (if installed) that wants colour
+    (no ``NO_COLOR``, no ``--no-color``: graphfix.render.console.color_wanted), else ``table`` as it is."""
+    if rows and _is_tty(stream) and console.color_wanted(stream, no_color) and console.rich_available():
         stream.write(render(rows, mode, table.splitlines()[-1], stream))
         return
     stream.write(table)
@@ -387,12 +399,14 @@ def run(args, options=None, stdout=None, stderr=None) -> int:
     if diff_only:
         stdout.write("".join(diffs))
         stdout.flush()
-    main.write(text)
+    no_color = bool(getattr(args, "no_color", False))
     if inline:
+        write_findings(main, text, reports, mode, no_color)
         main.flush()
-        show_table(main, table, rows, mode)
+        show_table(main, table, rows, mode, no_color)
     else:
-        show_table(stderr, table, rows, mode)
+        main.write(text)
+        show_table(stderr, table, rows, mode, no_color)
     if args.report:
         io.atomic_write(args.report, (text + table if inline else text).encode("utf-8"))
     for _, message in errors:
@@ -417,6 +431,7 @@ def _tasks(args, targets, mode, out_dir, diff_only, options) -> list[Task]:
         if mode == "rewrite":
             task.unsafe_fixes, task.guard = args.unsafe_fixes, args.guard
             task.clear_devices, task.diff_only = args.clear_devices, diff_only
+            task.diff_style = args.diff if diff_only and args.diff in ("full", "stat") else "full"
             task.out = os.path.join(out_dir, t.rel)
             key = os.path.realpath(task.out)
             owner = owners.setdefault(key, t.path)

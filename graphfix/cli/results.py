@@ -29,7 +29,7 @@ from graphfix import api
 from graphfix.core.errors import GraphfixError, one_line
 from graphfix.core.tfimport import tf
 from graphfix.patch.scratch import load_op_library
-from graphfix.render.diff import graph_diff
+from graphfix.render.diff import diff_text
 from graphfix.render.report import Finding, Report
 
 HANG_ENV, KILL_ENV = "GRAPHFIX_TEST_HANG", "GRAPHFIX_TEST_KILL"
@@ -51,6 +51,7 @@ class Task:
     clear_devices: bool = False
     out: str | None = None  # rewrite: where the fixed model goes
     diff_only: bool = False
+    diff_style: str = "full"  # with diff_only: "full" (per node) or "stat" (per finding), as --diff=
     collides_with: str | None = None  # an earlier model already writes to ``out``
     debug: bool = False
 
@@ -122,7 +123,7 @@ def process(task: Task) -> Result:
                                              unsafe_fixes=task.unsafe_fixes, guard=task.guard, losses=task.losses,
                                              clear_devices=task.clear_devices, options=task.options)
             if task.diff_only:
-                res.diff = graph_diff(model, fixed, task.path, task.out)
+                res.diff = diff_text(model, fixed, task.path, task.out, task.diff_style, report.findings)
             else:
                 parent = os.path.dirname(task.out)
                 if parent:

@@ -171,6 +171,38 @@ def build(name: str) -> Case:
     return builder()
 
 
+_BUILT: dict[str, Case] = {}
+
+
+def shared(name: str) -> Case:
+    """Case ``name`` built once per test process, handed out as a copy.
+
+    Building a case costs a TensorFlow graph construction and a MetaGraphDef
+    export (tens of milliseconds to a second); a dozen test files use the same
+    cases.  The copy (fresh protos, fresh feed arrays) means a test that edits
+    its case cannot change what the next test gets.  ``build`` still builds
+    from scratch, for the test that the builders are deterministic.
+    """
+    if name not in _BUILT:
+        _BUILT[name] = build(name)
+    return copy_case(_BUILT[name])
+
+
+def copy_case(case: Case) -> Case:
+    """A copy of ``case`` that shares no mutable state with it."""
+    graph_def = type(case.graph_def)()
+    graph_def.CopyFrom(case.graph_def)
+    meta_graph_def = type(case.meta_graph_def)()
+    meta_graph_def.CopyFrom(case.meta_graph_def)
+    return dataclasses.replace(
+        case,
+        graph_def=graph_def,
+        meta_graph_def=meta_graph_def,
+        feeds_normal={k: np.array(v, copy=True) for k, v in case.feeds_normal.items()},
+        feeds_trigger={k: np.array(v, copy=True) for k, v in case.feeds_trigger.items()},
+    )
+
+
 def unsafe_cases() -> list[str]:
     """Names of cases with at least one hazard code, sorted."""
     return sorted(n for n, b in CASES.items() if b.codes)
