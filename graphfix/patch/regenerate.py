@@ -240,9 +240,9 @@ def replace_region_in_loop(ir, facts, *, code, anchor, region, output, build) ->
 
 
 def _regenerate(ir, facts, meta, *, code, anchor, region, output, build) -> list[str]:
-    meta_graph_lib = tfimport.module("tensorflow.python.framework.meta_graph")
-
-    tf = _tf()
+    """Guard the region on a copy of the graph, differentiate the losses again
+    with ``tf.gradients`` on it (imported with the while/cond contexts), and
+    make the result the graph ``ir`` holds; returns the names added."""
     scopes = facts.grad_scopes
     prefixes = [gp for gp in scopes.prefixes if any(scopes.scope(gp, r) for r in region)]
     seeds = {}
@@ -252,7 +252,6 @@ def _regenerate(ir, facts, meta, *, code, anchor, region, output, build) -> list
     if missing:
         raise FixError(f"cannot find the loss of gradient prefix {missing[0]!r}")
     contexts = ir.regen_contexts or load_contexts(meta.collection_def)
-
     # 1. forward guard on a copy (no gradient scopes: nothing patched locally)
     work = GraphIR(ir.to_graph_def(), copy=True)
     wf = Facts(work, facts.losses)
@@ -261,8 +260,22 @@ def _regenerate(ir, facts, meta, *, code, anchor, region, output, build) -> list
     added = patch_region(work, wf, code=code, anchor=anchor, region=region, output=output, build=build)
     contexts = prune_contexts(_copy(contexts), work.__contains__)
     add_new_nodes(contexts, work, [n for n in work.names() if n not in before])
+    # 2. import with the contexts, differentiate again
+    exported, renames = _differentiate(meta, work, contexts, prefixes, seeds, scopes.members)
+    # 3. splice: new nodes in, old gradient (and what only it used) out
+    final, renamed_new = _splice_regenerated(work, exported, renames)
+    new_contexts = _regenerated_contexts(exported, renames, final)
+    # 4. commit: the IR object the pass manager holds becomes the result
+    ir.replace_graph(final, regen_contexts=new_contexts, regen_names=[n.name for n in renamed_new])
+    return [a for a in added if a in ir]
 
-    # 2. import with the contexts
+
+def _differentiate(meta, work, contexts, prefixes, seeds, members):
+    """Import ``work`` with ``contexts`` and call ``tf.gradients`` again for each
+    gradient prefix, as it was first called, under a temporary prefix:
+    ``(exported MetaGraphDef, temporary prefix -> old prefix)``."""
+    meta_graph_lib = tfimport.module("tensorflow.python.framework.meta_graph")
+    tf = _tf()
     imp = type(meta)()
     imp.CopyFrom(meta)
     imp.graph_def.CopyFrom(work.to_graph_def())
@@ -284,13 +297,17 @@ def _regenerate(ir, facts, meta, *, code, anchor, region, output, build) -> list
             if g.unique_name(new_prefix, mark_as_used=False) != new_prefix:
                 raise FixError(f"name {new_prefix!r} is taken")
             loss = g.get_tensor_by_name(seeds[gp])
-            xs, gy, gate, coloc = gradient_call(work, g, gp, seeds[gp], scopes.members, trainable)
+            xs, gy, gate, coloc = gradient_call(work, g, gp, seeds[gp], members, trainable)
             tf.compat.v1.gradients([loss], xs, grad_ys=gy, name=new_prefix, gate_gradients=gate,
                                    colocate_gradients_with_ops=coloc)
             renames[new_prefix] = gp
         exported = meta_graph_lib.export_scoped_meta_graph(graph=g)[0]
+    return exported, renames
 
-    # 3. splice: new nodes in, old gradient (and what only it used) out
+
+def _splice_regenerated(work, exported, renames):
+    """``work`` with the regenerated gradient in place of the old one (and of
+    what only the old one used): ``(GraphDef, the regenerated NodeDefs)``."""
     old_names = set(work.names())
     new_nodes = [n for n in exported.graph_def.node if n.name not in old_names]
     stray = [n.name for n in new_nodes if not any(n.name.startswith(p + "/") for p in renames)]
@@ -327,7 +344,12 @@ def _regenerate(ir, facts, meta, *, code, anchor, region, output, build) -> list
         final.node.add().CopyFrom(full.node(name))
     if not placed:
         final.node.extend(renamed_new)
+    return final, renamed_new
 
+
+def _regenerated_contexts(exported, renames, final):
+    """The while/cond contexts of the exported graph, under the old gradient
+    prefixes and pruned to the nodes ``final`` keeps."""
     def rename(s: str) -> str:
         for new_p, old_p in renames.items():
             if s.startswith(new_p + "/") or s.startswith("^" + new_p + "/"):
@@ -336,12 +358,7 @@ def _regenerate(ir, facts, meta, *, code, anchor, region, output, build) -> list
 
     new_contexts = load_contexts(exported.collection_def)
     rename_contexts(new_contexts, rename)
-    result = GraphIR(final, copy=False)
-    new_contexts = prune_contexts(new_contexts, result.__contains__)
-
-    # 4. commit: the IR object the pass manager holds becomes the result
-    ir.replace_graph(final, regen_contexts=new_contexts, regen_names=[n.name for n in renamed_new])
-    return [a for a in added if a in ir]
+    return prune_contexts(new_contexts, GraphIR(final, copy=False).__contains__)
 
 
 def _copy(contexts):
