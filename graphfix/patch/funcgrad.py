@@ -20,13 +20,15 @@ import networkx as nx
 from graphfix.analysis.funclib import _CALL_OPS, _calls, _set_call
 from graphfix.core import tfimport
 from graphfix.core.errors import FixError
-from graphfix.core.ir import GraphIR, parse_input
+from graphfix.core.ir import GraphIR, parse_input, without_nodes
 from graphfix.core.tfimport import protos
 from graphfix.core.tfimport import tf as _tf
 from graphfix.patch.regenerate import (
     _colocated_outside,
+    _renamed,
     _trainable,
     gradient_call,
+    in_place_of,
     old_gradient,
     renamed_ref,
 )
@@ -222,56 +224,27 @@ def _splice(gd, work, exported, shapes, renames, mine, input_map=None):
                 del c.attr["_output_shapes"].list.shape[:]
                 c.attr["_output_shapes"].list.shape.extend(shapes[n.name])
             changed[n.name] = c
-    full_gd = type(gd)()
-    full_gd.CopyFrom(gd)
-    del full_gd.node[:]
+    full_gd = without_nodes(gd)
     full_gd.node.extend(changed.get(n.name, n) for n in gd.node)
     full_gd.node.extend(new_nodes)
     full_gd.library.function.extend(f for f in exported.library.function if f.signature.name not in old_lib)
     full = GraphIR(full_gd, copy=False)
     _, dead = old_gradient(full, renames)
 
-    def rename(s: str) -> str:
-        return renamed_ref(s, renames)
-
-    final = type(gd)()
-    final.CopyFrom(full_gd)
-    del final.node[:]
-    new_names = {n.name for n in new_nodes}
-    placed = False
-    first_old = next((n for n in full.names() if n in dead), None)
-    renamed_new = []
-    for n in new_nodes:
+    def inputs_renamed(n):
+        if all(s.lstrip("^") == renamed_ref(s, renames).lstrip("^") for s in n.input):
+            return n
         c = type(n)()
         c.CopyFrom(n)
-        c.name = rename(c.name)
-        refs = [rename(s) for s in c.input]
+        refs = [renamed_ref(s, renames) for s in c.input]
         del c.input[:]
         c.input.extend(refs)
-        if "_class" in c.attr:
-            locs = [(b"loc:@" + rename(s.decode()[5:]).encode()) if s.startswith(b"loc:@") else s
-                    for s in c.attr["_class"].list.s]
-            del c.attr["_class"].list.s[:]
-            c.attr["_class"].list.s.extend(locs)
-        renamed_new.append(c)
-    for name in full.names():
-        if name in new_names:
-            continue
-        if name == first_old and not placed:
-            final.node.extend(renamed_new)
-            placed = True
-        if name in dead:
-            continue
-        n = full.node(name)
-        if any(s.lstrip("^") != rename(s).lstrip("^") for s in n.input):
-            n = type(n)()
-            n.CopyFrom(full.node(name))
-            refs = [rename(s) for s in n.input]
-            del n.input[:]
-            n.input.extend(refs)
-        final.node.add().CopyFrom(n)
-    if not placed:
-        final.node.extend(renamed_new)
+        return c
+
+    final = without_nodes(full_gd)
+    new_names = {n.name for n in new_nodes}
+    final.node.extend(in_place_of(full, dead, [_renamed(n, renames) for n in new_nodes],
+                                  keep=lambda n: n not in new_names, fix=inputs_renamed))
     _canonical_grad_names(final, old_lib | set(mine))
     # TensorFlow lists a graph's functions in no fixed order: the old ones
     # keep theirs, the new ones follow sorted by name

@@ -325,8 +325,6 @@ def _splice_regenerated(work, exported, renames):
     old_grad, dead = old_gradient(full, renames)
 
     final = without_nodes(gd)
-    first_old = next((n for n in full.names() if n in dead), None)
-    placed = False
     renamed_new = [_renamed(n, renames) for n in new_nodes]
     # Devices: a regenerated node runs where its old namesake ran (the
     # optimizer's device scope), a genuinely new one where most old ones did.
@@ -335,15 +333,7 @@ def _splice_regenerated(work, exported, renames):
     for n in renamed_new:
         if not n.device:
             n.device = old_dev.get(n.name, common)
-    for name in [n for n in full.names() if n in old_names or n in dead]:
-        if name == first_old and not placed:
-            final.node.extend(renamed_new)
-            placed = True
-        if name in dead:
-            continue
-        final.node.add().CopyFrom(full.node(name))
-    if not placed:
-        final.node.extend(renamed_new)
+    final.node.extend(in_place_of(full, dead, renamed_new, keep=lambda n: n in old_names or n in dead))
     return final, renamed_new
 
 
@@ -405,6 +395,26 @@ def _renamed(nodedef, renames):
     if "frame_name" in n.attr:
         n.attr["frame_name"].s = rn(n.attr["frame_name"].s.decode()).encode()
     return n
+
+
+def in_place_of(full, dead: set[str], new_nodes, keep=None, fix=None) -> list:
+    """The NodeDefs of ``full`` in order, without the ``dead`` ones (and those
+    ``keep`` rejects), with ``new_nodes`` standing where the first dead node
+    stood (at the end when none died); ``fix`` may rewrite each node kept."""
+    first_old = next((n for n in full.names() if n in dead), None)
+    out, placed = [], False
+    for name in full.names():
+        if keep is not None and not keep(name):
+            continue
+        if name == first_old and not placed:
+            out.extend(new_nodes)
+            placed = True
+        if name in dead:
+            continue
+        out.append(full.node(name) if fix is None else fix(full.node(name)))
+    if not placed:
+        out.extend(new_nodes)
+    return out
 
 
 def gradient_call(work, g, gp: str, loss: str, members, trainable):
