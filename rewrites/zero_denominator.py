@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from graphfix.analysis.dtypes import is_float
-from graphfix.analysis.structure import size_source, strip
+from graphfix.analysis.structure import search_up, size_source, strip
 from graphfix.engine.guards import div_no_nan
 from graphfix.engine.passes import Rule
 
@@ -49,20 +49,13 @@ def _factor_of(ir, num, m) -> bool:
     """``m`` multiplies into the numerator (``sum(x * m) / sum(m)``)."""
     if num is None:
         return False
-    m = strip(ir, m)
-    stack, seen = [strip(ir, num)], set()
-    while stack:
-        t = stack.pop()
-        if t in seen:
-            continue
-        seen.add(t)
-        if t == m:
-            return True
-        op = ir.op(t[0])
+
+    def step(op, ins):
         if op in ("Sum", "Mean", "Mul", "Identity", "Reshape", "Neg", "Cast"):
-            ins = ir.inputs(t[0])
-            stack.extend(strip(ir, x) for x in (ins if op == "Mul" else ins[:1]))
-    return False
+            return ins if op == "Mul" else ins[:1]
+        return ()
+
+    return search_up(ir, num, step, goal=m)
 
 
 class ZeroDenominator(Rule):

@@ -35,16 +35,20 @@ def clamped_after(ir, name: str) -> bool:
     return bool(cons) and all(ir.op(dst) in ("Minimum", "Maximum", "ClipByValue") for dst, _ in cons)
 
 
-def search_up(ir, t: tuple[str, int], step) -> bool:
+def search_up(ir, t: tuple[str, int], step, goal: tuple[str, int] | None = None) -> bool:
     """Walk up the producers of ``t`` (Identity-like ops skipped), each tensor
-    once: ``step(op, inputs)`` of a producer returns True when it is what is
-    looked for, else the input tensors to follow (possibly none)."""
+    once: True on reaching ``goal`` (a tensor), or when ``step(op, inputs)`` of
+    a producer returns True; otherwise ``step`` gives the input tensors to
+    follow (possibly none)."""
+    goal = strip(ir, goal) if goal is not None else None
     todo, seen = [strip(ir, t)], set()
     while todo:
         cur = todo.pop()
         if cur in seen:
             continue
         seen.add(cur)
+        if cur == goal:
+            return True
         nxt = step(ir.op(cur[0]), ir.inputs(cur[0]))
         if nxt is True:
             return True
