@@ -24,7 +24,11 @@ methods change them.
 
 Each edit is journalled (:meth:`GraphIR.changes_since`): which nodes it added,
 removed or rewired.  Analyses use the journal to update what they computed
-for an earlier version instead of starting over.
+for an earlier version instead of starting over.  The IR keeps a few indexes
+of its own where a per-fix step would otherwise read every node — names in
+output order, each node's op, the nodes graphfix built (``/graphfix/`` in
+the name), colocation targets — built on first use and kept up to date by
+the edits.
 """
 from __future__ import annotations
 

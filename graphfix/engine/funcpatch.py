@@ -128,7 +128,7 @@ class _Functions:
             if n.op in self.lib:
                 new = self.visit(n.op)
                 if new:
-                    n.op = new
+                    ir.mutable(n.name).op = new  # through the IR: it caches each node's op
                     nested = True
         # every return value counts as a loss: a map_fn body returns its value
         # through a TensorList (a variant), and check does the same
