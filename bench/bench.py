@@ -421,7 +421,7 @@ def measure_check_process(n, timeout):
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"error": "timeout after %ss" % timeout}
-    line = next((l for l in reversed(p.stdout.splitlines()) if l.startswith("{")), None)
+    line = next((ln for ln in reversed(p.stdout.splitlines()) if ln.startswith("{")), None)
     if line is None:
         return {"error": "exit %d: %s" % (p.returncode, " ".join(p.stderr.strip().splitlines()[-1:]))}
     out = json.loads(line)
