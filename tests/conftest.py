@@ -17,6 +17,23 @@ def pytest_addoption(parser):
                      help="rewrite golden inputs/expectations under tests/golden instead of comparing")
 
 
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: one worker per core, plus one.
+
+    Some tests spend seconds waiting, not computing: a batch run waiting out
+    its ``--timeout`` on a model that hangs on purpose, a signal sent after a
+    delay, a process killed mid-write.  With one worker per core such a wait
+    leaves a core idle; the extra worker computes meanwhile.
+    ``PYTEST_XDIST_AUTO_NUM_WORKERS`` still sets the number outright."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None  # pytest-xdist's own hook reads it
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return cores + 1
+
+
 @pytest.fixture
 def update_golden(request):
     return request.config.getoption("--update-golden")

@@ -147,7 +147,9 @@ def test_glob_outputs_are_relative_to_the_pattern_and_collisions_fail(tmp_path, 
     _tree(tmp_path)
     monkeypatch.chdir(tmp_path)
     shutil.copy(CLEAN, tmp_path / "clean.pb")
-    rc = cli_main.main(["rewrite", "--out-dir", "o", "models/s*/*.pb", "clean.pb", *ONLY])
+    # --jobs 1 (here and below): repaired in this process, which has TensorFlow loaded already, not
+    # in pool workers that would each import it; the pool is tests/test_batch_parallel.py's subject
+    rc = cli_main.main(["rewrite", "--out-dir", "o", "models/s*/*.pb", "clean.pb", *ONLY, "--jobs", "1"])
     cap = capsys.readouterr()
     assert rc == 2
     # relative to the pattern's fixed part (models/); a file argument by its name
@@ -156,7 +158,7 @@ def test_glob_outputs_are_relative_to_the_pattern_and_collisions_fail(tmp_path, 
     assert (tmp_path / "o" / "sm" / "variables" / "variables.index").exists()  # the SavedModel came whole
     # models/sub/broken.pb fails to load; clean.pb lands at o/clean.pb, no collision with o/sub/clean.pb
     assert cap.err.count("graphfix: error: ") == 1
-    rc = cli_main.main(["rewrite", "--out-dir", "o2", "models/sub/clean.pb", "clean.pb", *ONLY])
+    rc = cli_main.main(["rewrite", "--out-dir", "o2", "models/sub/clean.pb", "clean.pb", *ONLY, "--jobs", "1"])
     cap = capsys.readouterr()
     assert rc == 2 and "would overwrite the output of models/sub/clean.pb" in cap.err
     assert (tmp_path / "o2" / "clean.pb").read_bytes() == open(CLEAN, "rb").read()
@@ -177,7 +179,7 @@ def test_batch_diff_writes_nothing(tmp_path, capsys, monkeypatch):
     _tree(tmp_path)
     monkeypatch.chdir(tmp_path)
     rc = cli_main.main(["rewrite", "--out-dir", "out", "--diff", "models/detection.pb", "models/sub/clean.pb",
-                        *ONLY])
+                        *ONLY, "--jobs", "1"])  # in this process (see above)
     cap = capsys.readouterr()
     assert rc == 1 and not (tmp_path / "out").exists()
     assert cap.out.startswith("graphfix diff models/detection.pb -> out/detection.pb: ")

@@ -165,8 +165,10 @@ def test_corpus_output_is_identical_across_hash_seeds(tmp_path):
     for hashseed in ("0", "4242"):
         out = tmp_path / f"out{hashseed}"
         env = dict(os.environ, PYTHONHASHSEED=hashseed, TF_CPP_MIN_LOG_LEVEL="2")
-        r = subprocess.run([sys.executable, os.path.join(ROOT, "cli.py"), "rewrite", "--out-dir", str(out),
-                            str(src)], capture_output=True, text=True, env=env, timeout=900)
+        # --jobs 1: the models are repaired in the process whose hash seed is set
+        # (not in pool workers, each of which would import TensorFlow again)
+        r = subprocess.run([sys.executable, os.path.join(ROOT, "cli.py"), "rewrite", "--jobs", "1", "--out-dir",
+                            str(out), str(src)], capture_output=True, text=True, env=env, timeout=900)
         assert r.returncode in (0, 1), r.stderr[-2000:]
         outs.append(out)
     names = sorted(p.name for p in outs[0].iterdir())
