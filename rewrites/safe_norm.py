@@ -100,15 +100,19 @@ class SafeNorm(Rule):
             if name in ctx.covered:
                 continue
             if op == "EuclideanNorm":
-                if r.positive(s):
+                # the norm of x is 0 where every element of a row is: x must be
+                # exactly 0 there, not only by coincidence
+                if not r.value(s).exactly_zero():
                     continue
             else:
                 v = r.value(s)
                 if not v.nonneg or v.positive:
                     continue
                 # 0 is reached by ordinary inputs (a ReLU, an exp that underflows),
-                # or the value is a sum of squares (a norm of a difference or a row).
-                if not v.reaches_zero() and not _sum_of_squares(ir, s):
+                # or the value is a sum of squares of something exactly 0 when the
+                # data is (a zero-padded row, the same item fed twice) — not of
+                # something 0 only by coincidence (a learned output against a target).
+                if not v.reaches_zero() and not (v.exactly_zero() and _sum_of_squares(ir, s)):
                     continue
             guard = "exp-half" if _sqrt_of_exp(ir, facts, name) else "safe-norm"
             res.append(self.finding(ctx, name, f"{op} of {s[0]}, which is non-negative and can be exactly 0: "

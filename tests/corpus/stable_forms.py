@@ -368,3 +368,39 @@ def safe_stable_dropout_inverted_keep_prob_adam():
     normal = _xy(24)
     trigger = dict(normal, **{"keep_prob:0": np.float32(0.5)})
     return Built(loss, train, normal, trigger, "hand-written inverted dropout mask * (h / keep_prob), keep_prob fed")
+
+
+# --- a learned output against fed float targets: 0 only by coincidence ---------
+
+def _regression(seed):
+    x = placeholder("x", [BATCH, FEAT])
+    t = placeholder("t", [BATCH, K])
+    h = dense(x, 8, "net/hidden", activation=tf.nn.relu)
+    pred = dense(h, K, "net/out")  # linear output with a bias: no point it sits on
+    rs = np.random.RandomState(seed)
+    normal = {"inputs/x:0": rs.randn(BATCH, FEAT).astype(np.float32),
+              "inputs/t:0": rs.randn(BATCH, K).astype(np.float32)}
+    # exact round targets and a duplicated row: still no exact fit
+    xt = normal["inputs/x:0"].copy()
+    xt[1] = xt[0]
+    trigger = dict(normal, **{"inputs/x:0": xt, "inputs/t:0": np.zeros((BATCH, K), np.float32)})
+    return pred, t, normal, trigger
+
+
+@register("safe_stable_rmse_linear_output_adam")
+def safe_stable_rmse_linear_output_adam():
+    pred, t, normal, trigger = _regression(25)
+    loss = tf.sqrt(tf.reduce_mean(tf.square(t - pred)), name="loss")
+    train = tf.compat.v1.train.AdamOptimizer(1e-3).minimize(loss, name="train")
+    return Built(loss, train, normal, trigger, "RMSE sqrt(mean(square(target - (h @ W + b)))) against fed float "
+                 "targets: a learned linear output meets a target exactly only by coincidence")
+
+
+@register("safe_stable_euclidean_distance_regression_momentum")
+def safe_stable_euclidean_distance_regression_momentum():
+    pred, t, normal, trigger = _regression(26)
+    d = tf.math.reduce_euclidean_norm(pred - t, axis=1)
+    loss = tf.reduce_mean(d, name="loss")
+    train = tf.compat.v1.train.MomentumOptimizer(1e-3, 0.9).minimize(loss, name="train")
+    return Built(loss, train, normal, trigger, "per-example Euclidean distance between a linear regression head "
+                 "and fed float targets (EuclideanNorm op): 0 only by coincidence")
