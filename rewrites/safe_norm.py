@@ -46,7 +46,11 @@ class SafeNorm(Rule):
         Finds a square root of a non-negative value that can be exactly 0:
         ``tf.norm`` (``Sqrt(Sum(Square(x)))``, ``EuclideanNorm``), a distance
         between embeddings, a standard deviation, ``Pow(s, 0.5)``,
-        ``Rsqrt(sum of squares)`` in a hand-written normalisation.
+        ``Rsqrt(sum of squares)`` in a hand-written normalisation.  A sum of
+        squares counts when it is exactly 0 at least when the data is (a
+        zero-padded row, the same item fed twice, a saturated output against
+        round targets), not when it is 0 only by coincidence (the RMSE of a
+        linear output against fed float targets).
 
     Why is this bad:
         sqrt'(0) is infinite: identical embeddings in a triplet or contrastive
