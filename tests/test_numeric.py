@@ -208,3 +208,22 @@ def test_zero_by_coincidence_is_not_exact(tf):
     assert _v(num, rows).zero == ASSUMED
     assert _v(num, same).zero == REACHABLE
     assert _v(num, bias_free).exactly_zero()
+
+
+def test_a_leaky_relu_gradient_is_zero_only_where_its_input_gradient_is(tf):
+    """ReluGrad is 0 on the ReLU's whole negative side; LeakyReluGrad scales by
+    alpha there, so an input gradient through a leaky ReLU is not exactly 0."""
+    from graphfix.analysis.absval import COINCIDENT
+
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [4, 3], name="x")
+        w = tf.compat.v1.get_variable("w", [3, 5], use_resource=False)
+        v = tf.compat.v1.get_variable("v", [5, 1], use_resource=False)
+        pre = tf.matmul(x, w)
+        leaky = tf.gradients(tf.reduce_sum(tf.matmul(tf.nn.leaky_relu(pre, 0.2), v)), [x])[0]
+        plain = tf.gradients(tf.reduce_sum(tf.matmul(tf.nn.relu(pre), v)), [x])[0]
+        tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(tf.reduce_sum(leaky + plain))
+    num = _numeric(g)
+    assert _v(num, leaky).zero == COINCIDENT
+    assert _v(num, plain).zero == REACHABLE
