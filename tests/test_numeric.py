@@ -227,3 +227,16 @@ def test_a_leaky_relu_gradient_is_zero_only_where_its_input_gradient_is(tf):
     num = _numeric(g)
     assert _v(num, leaky).zero == COINCIDENT
     assert _v(num, plain).zero == REACHABLE
+
+
+def test_relu_grad_reads_the_incoming_gradient_first(tf):
+    """ReluGrad(gradients, features): the sign comes from the gradient, not from
+    the ReLU's non-negative features."""
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [4, 3], name="x")
+        w = tf.compat.v1.get_variable("w", [3, 1], use_resource=False)
+        grad = tf.gradients(tf.reduce_sum(tf.matmul(tf.nn.relu(x), w)), [x])[0]
+        tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(tf.reduce_sum(grad))
+    num = _numeric(g)
+    assert _v(num, grad).lo == -np.inf and _v(num, grad).hi == np.inf

@@ -33,8 +33,9 @@ def reciprocal_grad(ev, name, ins) -> AbsVal:
 
 
 def bounded_grad(ev, name, ins) -> AbsVal:
-    """SigmoidGrad/TanhGrad/ReluGrad…: dy times a bounded factor."""
-    dy = ins[1] if len(ins) > 1 else ins[0]
+    """SigmoidGrad/TanhGrad/ReluGrad…: dy times a bounded factor.  SigmoidGrad and
+    TanhGrad take (y, dy); the activations' others take (gradients, features)."""
+    dy = ins[1] if len(ins) > 1 and ev.op(name) in ("SigmoidGrad", "TanhGrad") else ins[0]
     return _bound_flags(AbsVal(lo=-INF if dy.lo < 0 else 0.0, hi=INF if dy.hi > 0 else 0.0, zero=REACHABLE,
                                nan=any(v.nan for v in ins), inf=dy.inf, empty=dy.empty, data=dy.data,
                                learned=dy.learned))
@@ -48,7 +49,7 @@ def leaky_relu_grad(ev, name, ins) -> AbsVal:
     a = ev.ir.attr(name, "alpha")
     alpha = a.f if a is not None else 0.2
     if not alpha > 0:
-        return bounded_grad(ev, name, ins[1:2] + ins[:1])
+        return bounded_grad(ev, name, ins)
     return join(dy, mul(ev, name, [dy, exact([alpha])]))
 
 
