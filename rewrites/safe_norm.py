@@ -46,7 +46,11 @@ class SafeNorm(Rule):
         Finds a square root of a non-negative value that can be exactly 0:
         ``tf.norm`` (``Sqrt(Sum(Square(x)))``, ``EuclideanNorm``), a distance
         between embeddings, a standard deviation, ``Pow(s, 0.5)``,
-        ``Rsqrt(sum of squares)`` in a hand-written normalisation.
+        ``Rsqrt(sum of squares)`` in a hand-written normalisation.  A sum of
+        squares counts when it is exactly 0 at least when the data is (a
+        zero-padded row, the same item fed twice, a saturated output against
+        round targets), not when it is 0 only by coincidence (the RMSE of a
+        linear output against fed float targets).
 
     Why is this bad:
         sqrt'(0) is infinite: identical embeddings in a triplet or contrastive
@@ -100,15 +104,19 @@ class SafeNorm(Rule):
             if name in ctx.covered:
                 continue
             if op == "EuclideanNorm":
-                if r.positive(s):
+                # the norm of x is 0 where every element of a row is: x must be
+                # exactly 0 there, not only by coincidence
+                if not r.value(s).exactly_zero():
                     continue
             else:
                 v = r.value(s)
                 if not v.nonneg or v.positive:
                     continue
                 # 0 is reached by ordinary inputs (a ReLU, an exp that underflows),
-                # or the value is a sum of squares (a norm of a difference or a row).
-                if not v.reaches_zero() and not _sum_of_squares(ir, s):
+                # or the value is a sum of squares of something exactly 0 when the
+                # data is (a zero-padded row, the same item fed twice) — not of
+                # something 0 only by coincidence (a learned output against a target).
+                if not v.reaches_zero() and not (v.exactly_zero() and _sum_of_squares(ir, s)):
                     continue
             guard = "exp-half" if _sqrt_of_exp(ir, facts, name) else "safe-norm"
             res.append(self.finding(ctx, name, f"{op} of {s[0]}, which is non-negative and can be exactly 0: "

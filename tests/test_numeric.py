@@ -174,3 +174,69 @@ def test_births_are_found_in_the_backward_graph(tf):
     assert any(ir.op(b[0]) == "SqrtGrad" for b in grad), births
     assert not any(b[0] == "Sqrt" for b in births)  # the forward value is a clean 0
     assert Facts(ir).on_gradient_path("Sqrt")
+
+
+def test_zero_by_coincidence_is_not_exact(tf):
+    """A difference of two continuous values nothing ties together is 0 only by
+    coincidence; it is exact when the sides meet on a point they attain, compute
+    the same function of the data, or are the same tensor."""
+    from graphfix.analysis.absval import COINCIDENT
+
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [4, 3], name="x")
+        y = tf.compat.v1.placeholder(tf.float32, [4, 3], name="y")
+        t = tf.compat.v1.placeholder(tf.float32, [4, 2], name="t")
+        w = tf.compat.v1.get_variable("w", [3, 2], use_resource=False)
+        b = tf.compat.v1.get_variable("b", [2], initializer=tf.compat.v1.zeros_initializer(), use_resource=False)
+        z = tf.matmul(x, w) + b
+        linear = t - z  # a learned output against fed targets
+        saturated = t - tf.tanh(z)  # tanh attains +-1, fed targets hold +-1
+        labels = tf.cast(t > 0, tf.float32) - tf.sigmoid(z)  # both attain 0 and 1
+        siamese = (tf.matmul(x, w) + b) - (tf.matmul(y, w) + b)  # the same item fed twice
+        rows = tf.gather(z, [0]) - tf.gather(z, [1])  # two rows of one tensor
+        same = z - z
+        bias_free = tf.matmul(x, w)  # a zero-padded row of x gives 0
+        loss = tf.reduce_sum(tf.square(linear)) + tf.reduce_sum(saturated + labels + siamese + rows + same)
+        tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(loss)
+    num = _numeric(g)
+    assert _v(num, linear).zero == COINCIDENT and not _v(num, linear).exactly_zero()
+    assert _v(num, linear).may_be_zero()  # still a possible 0 for rules that ask "may"
+    assert _v(num, saturated).zero == ASSUMED
+    assert _v(num, labels).zero == REACHABLE
+    assert _v(num, siamese).zero == ASSUMED
+    assert _v(num, rows).zero == ASSUMED
+    assert _v(num, same).zero == REACHABLE
+    assert _v(num, bias_free).exactly_zero()
+
+
+def test_a_leaky_relu_gradient_is_zero_only_where_its_input_gradient_is(tf):
+    """ReluGrad is 0 on the ReLU's whole negative side; LeakyReluGrad scales by
+    alpha there, so an input gradient through a leaky ReLU is not exactly 0."""
+    from graphfix.analysis.absval import COINCIDENT
+
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [4, 3], name="x")
+        w = tf.compat.v1.get_variable("w", [3, 5], use_resource=False)
+        v = tf.compat.v1.get_variable("v", [5, 1], use_resource=False)
+        pre = tf.matmul(x, w)
+        leaky = tf.gradients(tf.reduce_sum(tf.matmul(tf.nn.leaky_relu(pre, 0.2), v)), [x])[0]
+        plain = tf.gradients(tf.reduce_sum(tf.matmul(tf.nn.relu(pre), v)), [x])[0]
+        tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(tf.reduce_sum(leaky + plain))
+    num = _numeric(g)
+    assert _v(num, leaky).zero == COINCIDENT
+    assert _v(num, plain).zero == REACHABLE
+
+
+def test_relu_grad_reads_the_incoming_gradient_first(tf):
+    """ReluGrad(gradients, features): the sign comes from the gradient, not from
+    the ReLU's non-negative features."""
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [4, 3], name="x")
+        w = tf.compat.v1.get_variable("w", [3, 1], use_resource=False)
+        grad = tf.gradients(tf.reduce_sum(tf.matmul(tf.nn.relu(x), w)), [x])[0]
+        tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(tf.reduce_sum(grad))
+    num = _numeric(g)
+    assert _v(num, grad).lo == -np.inf and _v(num, grad).hi == np.inf

@@ -3,11 +3,19 @@
 An :class:`AbsVal` over-approximates every element of a tensor on every run:
 
 * ``lo``/``hi`` — an interval in the tensor's dtype (``±inf`` when unbounded);
-* ``zero`` — can an element be exactly 0?  ``NO`` (never), ``ASSUMED`` (only
-  if an input of unknown value — a placeholder, a variable — itself takes an
-  exact or extreme value) or ``REACHABLE`` (ordinary inputs get there: a mask's
+* ``zero`` — can an element be exactly 0?  ``NO`` (never); ``COINCIDENT``
+  (only by coincidence: two continuous quantities that nothing ties together
+  happen to be equal — a learned output and a fed target, a trained weight
+  sitting exactly on 0; an element of the interval, never a point the value
+  has any weight on); ``ASSUMED`` (only if an input of unknown value — a fed
+  placeholder, an untrained variable — itself takes an exact value: a
+  zero-padded row, a target equal to a bound the other side attains, the
+  same item fed twice); ``REACHABLE`` (ordinary inputs get there: a mask's
   false entries, an empty sum, a ReLU, a constant, float underflow of a
-  value the graph bounds below, a saturated sigmoid);
+  value the graph bounds below, a saturated sigmoid).  A sum or difference is
+  0 at a level no higher than both sides reach 0 together, unless the two
+  sides meet on a value they both attain (``lo_hit``/``hi_hit``) or compute
+  the same function of the data (see ``Numeric.congruent``);
 * ``nan`` / ``inf`` — can an element be NaN / ±inf with ordinary inputs (an
   unbounded interval alone is not ``inf``: it says no bound is known);
 * ``empty`` — can the tensor have no elements;
@@ -27,7 +35,7 @@ import math
 
 import numpy as np
 
-NO, ASSUMED, REACHABLE = 0, 1, 2
+NO, COINCIDENT, ASSUMED, REACHABLE = 0, 1, 2, 3
 INF = math.inf
 
 # DataType enum -> numpy float type (bfloat16 has float32's exponent range).
@@ -136,9 +144,23 @@ class AbsVal:
     def may_be_zero(self) -> bool:
         return self.zero != NO and self.lo <= 0 <= self.hi
 
+    def exactly_zero(self) -> bool:
+        """An element is exactly 0 when an input takes an exact value (or with
+        ordinary inputs), not only by the coincidence of continuous values."""
+        return self.zero >= ASSUMED and self.lo <= 0 <= self.hi
+
+    def attained(self) -> set:
+        """The finite bounds the value attains (a point it sits on with positive probability)."""
+        res = set()
+        if self.lo_hit and not math.isinf(self.lo):
+            res.add(self.lo)
+        if self.hi_hit and not math.isinf(self.hi):
+            res.add(self.hi)
+        return res
+
     def __repr__(self) -> str:
         flags = [k for k in ("nan", "inf", "empty", "data", "learned") if getattr(self, k)]
-        z = ("no", "assumed", "reachable")[self.zero]
+        z = ("no", "coincident", "assumed", "reachable")[self.zero]
         return f"AbsVal([{self.lo:g}, {self.hi:g}] zero={z}{' ' + ' '.join(flags) if flags else ''})"
 
 

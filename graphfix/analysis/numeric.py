@@ -67,6 +67,7 @@ class Numeric:
         self._trained: set[str] | None = None
         self._back: dict[str, AbsVal] = {}  # loop head (Merge) -> what its NextIteration brings
         self._stable = not any(ir.op(n) in ("NextIteration", "RefNextIteration") for n in ir.g._node)
+        self._vn: dict[tuple, int] | None = None  # tensor -> value number modulo the data (see congruent)
 
     def _stabilize_loops(self) -> None:
         """v1 while loops: evaluate, then join what each ``NextIteration`` brings
@@ -244,6 +245,64 @@ class Numeric:
     def same_input(self, name: str) -> bool:
         ins = self.ir.inputs(name)
         return len(ins) >= 2 and strip(self.ir, ins[0]) == strip(self.ir, ins[1])
+
+    def congruent(self, name: str) -> bool:
+        """The two inputs of ``name`` compute the same function of the data:
+        the same ops with the same attributes on the same variables and
+        constants, differing at most in which fed tensor (or which rows of one
+        tensor: gather indices, slice bounds, the outputs of a split) they
+        read.  Two embeddings of the same item are then exactly equal
+        whenever the data holds that item twice (an anchor fed as its own
+        positive, a duplicated row) — not a coincidence."""
+        ins = self.ir.inputs(name)
+        if len(ins) < 2:
+            return False
+        vn = self._value_numbers()
+        a, b = vn.get(strip(self.ir, ins[0])), vn.get(strip(self.ir, ins[1]))
+        return a is not None and a == b
+
+    def _value_numbers(self) -> dict[tuple, int]:
+        """Value numbering (hash-consing) in one topological pass, with every
+        fed tensor one leaf and the index operands of gathers and slices
+        ignored; variables, random draws and loop heads are leaves of their own."""
+        if self._vn is not None:
+            return self._vn
+        ir = self.ir
+        table: dict[tuple, int] = {}
+        vn: dict[tuple, int] = {}
+
+        def num(t):
+            n = vn.get(t)
+            return n if n is not None else table.setdefault(("node", t), len(table))
+
+        for name in ir.topo_order():
+            op = self.op(name)
+            ins = ir.inputs(name)
+            nd = ir.node(name)
+            attrs = tuple(sorted((k, v.SerializeToString(deterministic=True)) for k, v in nd.attr.items()
+                                 if not k.startswith("_") and k != "shape"))
+            n_out = max(1, ir.outputs_read(name))
+            for out in range(n_out):
+                t = (name, out)
+                if op in _PASS_VN and ins:
+                    vn[t] = num(ins[0])
+                    continue
+                if op in _FED_VN and self._fed(name):
+                    key = ("data", attrs)
+                elif op in _LEAF_VN or not op:
+                    key = ("node", t)
+                elif op in _ROWS_VN and ins:
+                    key = (op, attrs, num(ins[_ROWS_VN[op]]))
+                else:
+                    key = (op, attrs, tuple(num(i) for i in ins), out)
+                vn[t] = table.setdefault(key, len(table))
+        self._vn = vn
+        return vn
+
+    def _fed(self, name: str) -> bool:
+        """A placeholder is fed data, unless it is a function's argument bound to something else."""
+        at_call = self.argument_value(name)
+        return at_call is None or (at_call.data and not at_call.learned)
 
     def _max_of(self, name: str):
         """If ``name`` = ``Sub(a, max(a))``: the Max node."""
@@ -483,6 +542,17 @@ class Numeric:
 
 
 _DATA_SOURCES = frozenset(op for op, fn in TRANSFER.items() if getattr(fn, "__name__", "") == "data_source")
+# Value numbering (Numeric.congruent): ops that pass their input on, fed leaves,
+# leaves of their own, and ops that pick rows of one tensor (its index).
+_PASS_VN = frozenset({"Identity", "Snapshot", "StopGradient", "PreventGradient", "RefIdentity", "CheckNumerics",
+                      "EnsureShape", "Enter", "RefEnter", "Exit", "RefExit"})
+_FED_VN = frozenset({"Placeholder", "PlaceholderV2"}) | _DATA_SOURCES
+_LEAF_VN = frozenset({"VariableV2", "Variable", "VarHandleOp", "Merge", "RefMerge", "NextIteration",
+                      "RefNextIteration", "PlaceholderWithDefault", "RandomUniform", "RandomStandardNormal",
+                      "TruncatedNormal", "RandomUniformInt", "Multinomial", "RandomShuffle", "RandomGamma",
+                      "RandomPoisson", "RandomPoissonV2", "ParameterizedTruncatedNormal"})
+_ROWS_VN = {"Gather": 0, "GatherV2": 0, "GatherNd": 0, "ResourceGather": 0, "Slice": 0, "StridedSlice": 0,
+            "Split": 1, "SplitV": 0, "Unpack": 0}
 
 
 def _refine(v: AbsVal, f: Fact) -> AbsVal:

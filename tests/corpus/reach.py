@@ -160,3 +160,37 @@ def reach_vae_sqrt_exp_adam():
     trigger = {"inputs/x:0": normal["inputs/x:0"], "enc/log_var/BiasAdd:0": -100.0 * np.ones((BATCH, 2), np.float32)}
     return Built(loss, train, normal, trigger,
                  "VAE z = mu + eps * sqrt(exp(clip(log_var, -100, 87))): exp flushes to 0, sqrt' is inf")
+
+
+# --- a saturating output against fed targets on the point it attains ------------
+
+def _saturated(seed, low):
+    x = placeholder("x", [BATCH, T])
+    t = placeholder("t", [BATCH, T])
+    gain = get_var("gain", [], tf.compat.v1.ones_initializer(), use_resource=False)
+    rs = np.random.RandomState(seed)
+    labels = rs.randint(0, 2, (BATCH, T)).astype(np.float32)
+    targets = labels if low == 0 else 2 * labels - 1
+    normal = {"inputs/x:0": rs.randn(BATCH, T).astype(np.float32), "inputs/t:0": targets}
+    # confident inputs: the output saturates to exactly the targets' values
+    trigger = dict(normal, **{"inputs/x:0": (200.0 * (2 * labels - 1)).astype(np.float32)})
+    return x, t, gain, normal, trigger
+
+
+@register("reach_rmse_tanh_binary_targets_adam", ("GF004",))
+def reach_rmse_tanh_binary_targets_adam():
+    x, t, gain, normal, trigger = _saturated(29, -1)
+    loss = tf.sqrt(tf.reduce_mean(tf.square(t - tf.tanh(gain * x))), name="loss")
+    train = tf.compat.v1.train.AdamOptimizer(1e-3).minimize(loss, name="train")
+    return Built(loss, train, normal, trigger, "RMSE of tanh(g * x) against fed targets of exactly +-1: tanh "
+                 "saturates to exactly +-1, the RMSE is 0 and sqrt' is inf there")
+
+
+@register("reach_norm_sigmoid_binary_targets_momentum", ("GF004",))
+def reach_norm_sigmoid_binary_targets_momentum():
+    x, t, gain, normal, trigger = _saturated(30, 0)
+    d = tf.math.reduce_euclidean_norm(tf.sigmoid(gain * x) - t, axis=1)
+    loss = tf.reduce_mean(d, name="loss")
+    train = tf.compat.v1.train.MomentumOptimizer(1e-3, 0.9).minimize(loss, name="train")
+    return Built(loss, train, normal, trigger, "per-example norm of sigmoid(g * x) - y with fed 0/1 targets: "
+                 "sigmoid saturates to exactly 0 and 1, the norm is 0 and its gradient NaN")

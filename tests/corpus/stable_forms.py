@@ -368,3 +368,81 @@ def safe_stable_dropout_inverted_keep_prob_adam():
     normal = _xy(24)
     trigger = dict(normal, **{"keep_prob:0": np.float32(0.5)})
     return Built(loss, train, normal, trigger, "hand-written inverted dropout mask * (h / keep_prob), keep_prob fed")
+
+
+# --- a learned output against fed float targets: 0 only by coincidence ---------
+
+def _regression(seed):
+    x = placeholder("x", [BATCH, FEAT])
+    t = placeholder("t", [BATCH, K])
+    h = dense(x, 8, "net/hidden", activation=tf.nn.relu)
+    pred = dense(h, K, "net/out")  # linear output with a bias: no point it sits on
+    rs = np.random.RandomState(seed)
+    normal = {"inputs/x:0": rs.randn(BATCH, FEAT).astype(np.float32),
+              "inputs/t:0": rs.randn(BATCH, K).astype(np.float32)}
+    # exact round targets and a duplicated row: still no exact fit
+    xt = normal["inputs/x:0"].copy()
+    xt[1] = xt[0]
+    trigger = dict(normal, **{"inputs/x:0": xt, "inputs/t:0": np.zeros((BATCH, K), np.float32)})
+    return pred, t, normal, trigger
+
+
+@register("safe_stable_rmse_linear_output_adam")
+def safe_stable_rmse_linear_output_adam():
+    pred, t, normal, trigger = _regression(25)
+    loss = tf.sqrt(tf.reduce_mean(tf.square(t - pred)), name="loss")
+    train = tf.compat.v1.train.AdamOptimizer(1e-3).minimize(loss, name="train")
+    return Built(loss, train, normal, trigger, "RMSE sqrt(mean(square(target - (h @ W + b)))) against fed float "
+                 "targets: a learned linear output meets a target exactly only by coincidence")
+
+
+@register("safe_stable_euclidean_distance_regression_momentum")
+def safe_stable_euclidean_distance_regression_momentum():
+    pred, t, normal, trigger = _regression(26)
+    d = tf.math.reduce_euclidean_norm(pred - t, axis=1)
+    loss = tf.reduce_mean(d, name="loss")
+    train = tf.compat.v1.train.MomentumOptimizer(1e-3, 0.9).minimize(loss, name="train")
+    return Built(loss, train, normal, trigger, "per-example Euclidean distance between a linear regression head "
+                 "and fed float targets (EuclideanNorm op): 0 only by coincidence")
+
+
+# --- a WGAN-GP slope norm of a leaky-ReLU critic: 0 only on a measure-zero set ---
+
+def _wgan_gp(seed, layers):
+    real = placeholder("real", [BATCH, FEAT])
+    z = placeholder("z", [BATCH, 3])
+    fake = dense(dense(z, 8, "gen/hidden", activation=tf.nn.relu), FEAT, "gen/out")
+    u = tf.random.uniform([BATCH, 1], seed=11)
+    x_hat = u * real + (1.0 - u) * fake
+
+    def critic(x):
+        with tf.compat.v1.variable_scope("critic", reuse=tf.compat.v1.AUTO_REUSE):
+            h = x
+            for i in range(layers):
+                h = dense(h, 8, f"layer{i}", activation=lambda t: tf.nn.leaky_relu(t, 0.2))
+            return dense(h, 1, "score")
+
+    slope = tf.gradients(critic(x_hat), [x_hat])[0]
+    norm = tf.sqrt(tf.reduce_sum(tf.square(slope), axis=1))
+    loss = tf.reduce_mean(critic(fake) - critic(real)) + 10.0 * tf.reduce_mean(tf.square(norm - 1.0))
+    loss = tf.identity(loss, name="loss")
+    rs = np.random.RandomState(seed)
+    normal = {"inputs/real:0": rs.randn(BATCH, FEAT).astype(np.float32),
+              "inputs/z:0": rs.randn(BATCH, 3).astype(np.float32)}
+    trigger = dict(normal, **{"inputs/real:0": np.zeros((BATCH, FEAT), np.float32)})  # all-zero inputs
+    return loss, normal, trigger
+
+
+@register("safe_stable_wgan_gp_leaky_relu_adam")
+def safe_stable_wgan_gp_leaky_relu_adam():
+    loss, normal, trigger = _wgan_gp(27, 1)
+    train = tf.compat.v1.train.AdamOptimizer(1e-4, 0.5, 0.9).minimize(loss, name="train")
+    return Built(loss, train, normal, trigger, "WGAN-GP penalty (|| d critic / d x_hat || - 1)^2 with a leaky-ReLU "
+                 "critic: its slope is alpha or 1, never 0, so the input gradient is 0 only by coincidence")
+
+
+@register("safe_stable_wgan_gp_two_leaky_layers_rmsprop")
+def safe_stable_wgan_gp_two_leaky_layers_rmsprop():
+    loss, normal, trigger = _wgan_gp(28, 2)
+    train = tf.compat.v1.train.RMSPropOptimizer(1e-4).minimize(loss, name="train")
+    return Built(loss, train, normal, trigger, "WGAN-GP penalty with a two-layer leaky-ReLU critic (RMSProp)")

@@ -38,7 +38,14 @@ from graphfix.analysis.transfer.binary import (
          xlogy,
 )
 from graphfix.analysis.transfer.common import same, unknown
-from graphfix.analysis.transfer.grad_ops import bounded_grad, broadcast_args, reciprocal_grad, rsqrt_grad, sqrt_grad
+from graphfix.analysis.transfer.grad_ops import (
+         bounded_grad,
+         broadcast_args,
+         leaky_relu_grad,
+         reciprocal_grad,
+         rsqrt_grad,
+         sqrt_grad,
+)
 from graphfix.analysis.transfer.sources import (
          const,
          data_source,
@@ -171,5 +178,5 @@ TRANSFER.update({
     "SqrtGrad": sqrt_grad, "RsqrtGrad": rsqrt_grad, "ReciprocalGrad": reciprocal_grad, "InvGrad": reciprocal_grad,
     "SigmoidGrad": bounded_grad, "TanhGrad": bounded_grad, "ReluGrad": bounded_grad, "Relu6Grad": bounded_grad,
     "SoftplusGrad": bounded_grad, "EluGrad": bounded_grad, "SeluGrad": bounded_grad,
-    "LeakyReluGrad": bounded_grad, "BroadcastGradientArgs": broadcast_args,
+    "LeakyReluGrad": leaky_relu_grad, "BroadcastGradientArgs": broadcast_args,
 })

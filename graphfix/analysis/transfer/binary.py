@@ -6,7 +6,9 @@ import math
 
 from graphfix.analysis.absval import (
     ASSUMED,
+    COINCIDENT,
     INF,
+    INT_LIMITS,
     NO,
     REACHABLE,
     TOP,
@@ -33,23 +35,37 @@ def add(ev, name, ins) -> AbsVal:
     return acc
 
 
-def _add2(a: AbsVal, b: AbsVal, dt) -> AbsVal:
+def _add2(a: AbsVal, b: AbsVal, dt, meet: int = NO) -> AbsVal:
+    """``a + b``.  Its zero level: two continuous values that nothing ties
+    together are equal only by coincidence (a learned output and a fed
+    target), so the sum is 0 at a level no higher than the one at which both
+    sides are 0 together (two masks, two ReLUs: REACHABLE; a zero-padded row
+    of two feeds: ASSUMED), unless the sides meet on a point: a value both
+    attain (``1 - sigmoid(z)`` at saturation, a label against a saturated
+    output: REACHABLE); a free side against a value the other side attains
+    or another free side (ASSUMED) — fed data holds exact round values (a
+    target of exactly 1 against ``tanh``), and a value computed from trained
+    weights alone is pulled by training onto the point it is fitted to;
+    integers; or ``meet`` (the caller's relational fact: the same function
+    of the data, see ``Numeric.congruent``).  A learned function *of the
+    data* (``x @ W + b``) is free in neither sense."""
     lo, hi = fl(a.lo + b.lo, dt) if not (a.lo == -INF and b.lo == INF) else -INF, \
         fl(a.hi + b.hi, dt) if not (a.hi == INF and b.hi == -INF) else INF
     if math.isnan(lo):
         lo = -INF
     if math.isnan(hi):
         hi = INF
+    za = a.zero if a.lo <= 0 <= a.hi else NO
+    zb = b.zero if b.lo <= 0 <= b.hi else NO
     if not lo <= 0 <= hi:
         zero = NO
-    elif a.zero == REACHABLE and b.zero == REACHABLE and a.lo <= 0 <= a.hi and b.lo <= 0 <= b.hi:
-        zero = REACHABLE  # both can be 0 together (two masks, two ReLUs)
-    elif _cancels(a, b):
-        zero = REACHABLE  # c + x where x attains -c (1 - sigmoid(z) at saturation)
+    elif min(za, zb) == REACHABLE or a.attained() & {-v for v in b.attained()}:
+        zero = REACHABLE  # both 0 together, or c + x where x attains -c
     elif (a.nonneg and b.nonneg) and (a.positive or b.positive):
         zero = NO
     else:
-        zero = ASSUMED
+        fed_meets = (_free(a) and (_free(b) or b.attained())) or (_free(b) and a.attained())
+        zero = max(min(za, zb), meet, ASSUMED if fed_meets or dt in INT_LIMITS else NO, COINCIDENT)
     over = (hi == INF and not (math.isinf(a.hi) or math.isinf(b.hi))) or \
         (lo == -INF and not (math.isinf(a.lo) or math.isinf(b.lo)))
     nan = a.nan or b.nan or (a.inf and b.inf)
@@ -58,14 +74,10 @@ def _add2(a: AbsVal, b: AbsVal, dt) -> AbsVal:
                                lo_hit=a.lo_hit and b.lo_hit, hi_hit=a.hi_hit and b.hi_hit))
 
 
-def _cancels(a: AbsVal, b: AbsVal) -> bool:
-    """One side is a constant c and the other attains -c at a saturated bound."""
-    for c, x in ((a, b), (b, a)):
-        if c.lo == c.hi and c.lo_hit:
-            k = -c.lo
-            if (x.lo == k and x.lo_hit) or (x.hi == k and x.hi_hit):
-                return True
-    return False
+def _free(x: AbsVal) -> bool:
+    """Unbounded fed data that nothing learned has touched, or a value of trained
+    weights alone that no data reaches: either can sit on any exact value."""
+    return x.data != x.learned
 
 
 def sub(ev, name, ins) -> AbsVal:
@@ -74,7 +86,11 @@ def sub(ev, name, ins) -> AbsVal:
         # x - reduce_max(x, axes, keepdims): <= 0, and exactly 0 at each slice's max.
         return AbsVal(lo=-INF if a.lo == -INF or a.hi == INF else a.lo - a.hi, hi=0.0, zero=REACHABLE, nan=a.nan,
                       empty=a.empty, hi_hit=True, ones=ev.max_shift_axes(name))
-    return _add2(a, neg(ev, name, [b]), ev.dtype(name))
+    # x - x is 0 everywhere; two copies of one function of the data are 0 where the data repeats an item.
+    r = _add2(a, neg(ev, name, [b]), ev.dtype(name), REACHABLE if ev.same_input(name) else NO)
+    if r.zero < ASSUMED and r.lo <= 0 <= r.hi and ev.congruent(name):
+        r = dataclasses.replace(r, zero=ASSUMED)
+    return r
 
 
 def mul(ev, name, ins) -> AbsVal:

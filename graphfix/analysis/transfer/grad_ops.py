@@ -7,6 +7,7 @@ from graphfix.analysis.absval import (
     REACHABLE,
     AbsVal,
     exact,
+    join,
 )
 from graphfix.analysis.transfer.binary import _divide, mul
 from graphfix.analysis.transfer.common import _bound_flags
@@ -32,11 +33,24 @@ def reciprocal_grad(ev, name, ins) -> AbsVal:
 
 
 def bounded_grad(ev, name, ins) -> AbsVal:
-    """SigmoidGrad/TanhGrad/ReluGrad…: dy times a bounded factor."""
-    dy = ins[1] if len(ins) > 1 else ins[0]
+    """SigmoidGrad/TanhGrad/ReluGrad…: dy times a bounded factor.  SigmoidGrad and
+    TanhGrad take (y, dy); the activations' others take (gradients, features)."""
+    dy = ins[1] if len(ins) > 1 and ev.op(name) in ("SigmoidGrad", "TanhGrad") else ins[0]
     return _bound_flags(AbsVal(lo=-INF if dy.lo < 0 else 0.0, hi=INF if dy.hi > 0 else 0.0, zero=REACHABLE,
                                nan=any(v.nan for v in ins), inf=dy.inf, empty=dy.empty, data=dy.data,
                                learned=dy.learned))
+
+
+def leaky_relu_grad(ev, name, ins) -> AbsVal:
+    """LeakyReluGrad(dy, x) = dy where x > 0, alpha * dy elsewhere: with alpha > 0
+    never a zero factor, so 0 exactly where dy is (a ReLU's gradient is 0 on its
+    whole negative side, a leaky ReLU's is not)."""
+    dy = ins[0]
+    a = ev.ir.attr(name, "alpha")
+    alpha = a.f if a is not None else 0.2
+    if not alpha > 0:
+        return bounded_grad(ev, name, ins)
+    return join(dy, mul(ev, name, [dy, exact([alpha])]))
 
 
 def broadcast_args(ev, name, ins):

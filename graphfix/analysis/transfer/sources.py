@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from graphfix.analysis.absval import (
     ASSUMED,
+    COINCIDENT,
     INF,
     INT_LIMITS,
     NO,
@@ -43,9 +44,14 @@ def placeholder_with_default(ev, name, ins) -> AbsVal:
 
 def variable(ev, name, ins) -> AbsVal:
     """A variable's value is unknown; ``learned`` when an optimizer trains it
-    (training can drive it anywhere, 0 included), not for moving averages."""
+    (training can drive it anywhere, 0 included), not for moving averages.
+    A trained float weight takes a continuum of values: it is exactly 0 only
+    by coincidence (COINCIDENT); counters and statistics stay ASSUMED."""
     dt = ev.dtype(name)
-    return top_for(dt, learned=ev.trained(name))
+    trained = ev.trained(name)
+    if trained and dt not in INT_LIMITS:
+        return top_for(dt, learned=True, zero=COINCIDENT)
+    return top_for(dt, learned=trained)
 
 
 def data_source(ev, name, ins):

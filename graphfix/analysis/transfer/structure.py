@@ -6,6 +6,7 @@ import dataclasses
 
 from graphfix.analysis.absval import (
     ASSUMED,
+    COINCIDENT,
     INF,
     NO,
     REACHABLE,
@@ -36,7 +37,7 @@ def reduce_sum(ev, name, ins) -> AbsVal:
                       data=x.data and hi == INF, learned=x.learned and hi == INF)
     if x.hi <= 0:
         return dataclasses.replace(neg(ev, name, [reduce_sum(ev, name, [neg(ev, name, [x])])]), empty=empty_out)
-    return AbsVal(lo=-INF, hi=INF, zero=max(zero, ASSUMED), nan=x.nan, inf=x.inf, empty=empty_out, data=x.data,
+    return AbsVal(lo=-INF, hi=INF, zero=max(zero, COINCIDENT), nan=x.nan, inf=x.inf, empty=empty_out, data=x.data,
                   learned=x.learned)
 
 
@@ -47,7 +48,7 @@ def reduce_mean(ev, name, ins) -> AbsVal:
     nan = x.nan or (x.empty and keeps is not True)  # 0/0 over no elements
     zero = x.zero if x.lo <= 0 <= x.hi else NO
     if x.lo < 0 < x.hi:
-        zero = max(zero, ASSUMED)
+        zero = max(zero, COINCIDENT)  # terms of both signs cancel only by coincidence
     return _bound_flags(AbsVal(lo=x.lo, hi=x.hi, zero=zero, nan=nan, inf=x.inf, empty=empty_out, data=x.data,
                                learned=x.learned))
 
@@ -182,11 +183,15 @@ def range_(ev, name, ins) -> AbsVal:
 
 
 def matmul(ev, name, ins) -> AbsVal:
+    """A sum of products: 0 when one side zeroes every term (a dropped or
+    zero-padded row), otherwise only where terms of both signs cancel."""
     a, b = ins[:2]
     base = unknown(ev, name, ins[:2])
-    if a.nonneg and b.nonneg:  # a sum of non-negative products: 0 when one side zeroes every term
-        return dataclasses.replace(base, lo=0.0, zero=max(a.zero, b.zero, ASSUMED))
-    return base
+    za = a.zero if a.lo <= 0 <= a.hi else NO
+    zb = b.zero if b.lo <= 0 <= b.hi else NO
+    if a.nonneg and b.nonneg:  # non-negative products underflow
+        return dataclasses.replace(base, lo=0.0, zero=max(za, zb, ASSUMED))
+    return dataclasses.replace(base, zero=max(za, zb, COINCIDENT))
 
 
 def softmax(ev, name, ins) -> AbsVal:
