@@ -225,7 +225,7 @@ class GraphIR:
 
     @property
     def validated(self) -> bool:
-        """graphfix.scratch.validate_graph passed on this IR."""
+        """graphfix.patch.scratch.validate_graph passed on this IR."""
         return self._validated
 
     def mark_validated(self) -> None:
