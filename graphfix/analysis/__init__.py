@@ -14,10 +14,15 @@ from graphfix.analysis import controlflow, gradpath, loss, numeric, ranges
 class Facts:
     """Lazily computed, cached analysis results for one version of an IR."""
 
-    def __init__(self, ir, losses=None, pinned: "Facts | None" = None, previous: "Facts | None" = None):
+    def __init__(self, ir, losses=None, pinned: "Facts | None" = None, previous: "Facts | None" = None,
+                 no_gradients: bool = False):
         self.ir = ir
         self.version = ir.version
         self._given_losses = list(losses or [])
+        if no_gradients:
+            # a working copy whose gradient scopes are to be regenerated, not
+            # patched: the analyses see no gradient subgraph
+            self.__dict__["grad_scopes"] = gradpath.GradScopes(ir, [])
         if pinned is not None:
             # The losses and gradient calls of the graph as it was read: a
             # guard spliced into the gradient subgraph must not make them look

@@ -39,7 +39,6 @@ from __future__ import annotations
 import networkx as nx
 
 from graphfix.analysis import Facts
-from graphfix.analysis.gradpath import GradScopes
 from graphfix.core import tfimport
 from graphfix.core.errors import FixError, GraphfixError
 from graphfix.core.ir import GraphIR, parse_input, without_nodes
@@ -254,8 +253,7 @@ def _regenerate(ir, facts, meta, *, code, anchor, region, output, build) -> list
     contexts = ir.regen_contexts or load_contexts(meta.collection_def)
     # 1. forward guard on a copy (no gradient scopes: nothing patched locally)
     work = GraphIR(ir.to_graph_def(), copy=True)
-    wf = Facts(work, facts.losses)
-    wf.__dict__["grad_scopes"] = GradScopes(work, [])
+    wf = Facts(work, facts.losses, no_gradients=True)
     before = set(ir.names())
     added = patch_region(work, wf, code=code, anchor=anchor, region=region, output=output, build=build)
     contexts = prune_contexts(_copy(contexts), work.__contains__)
