@@ -17,8 +17,8 @@ from graphfix.analysis.absval import (
     fl,
     join,
 )
-from graphfix.analysis.transfer.common import _bound_flags, _divide, _mul_bounds, unknown
-from graphfix.analysis.transfer.unary import _flags, boolean, log, neg, sqrt, square
+from graphfix.analysis.transfer.common import bound_flags, divide, mul_bounds, provenance, unknown
+from graphfix.analysis.transfer.unary import boolean, log, neg, sqrt, square
 
 
 def add(ev, name, ins) -> AbsVal:
@@ -69,7 +69,7 @@ def _add2(a: AbsVal, b: AbsVal, dt, meet: int = NO) -> AbsVal:
     over = (hi == INF and not (math.isinf(a.hi) or math.isinf(b.hi))) or \
         (lo == -INF and not (math.isinf(a.lo) or math.isinf(b.lo)))
     nan = a.nan or b.nan or (a.inf and b.inf)
-    return _bound_flags(AbsVal(lo=lo, hi=hi, zero=zero, nan=nan, inf=a.inf or b.inf or over,
+    return bound_flags(AbsVal(lo=lo, hi=hi, zero=zero, nan=nan, inf=a.inf or b.inf or over,
                                empty=a.empty or b.empty, data=a.data or b.data, learned=a.learned or b.learned,
                                lo_hit=a.lo_hit and b.lo_hit, hi_hit=a.hi_hit and b.hi_hit))
 
@@ -98,23 +98,23 @@ def mul(ev, name, ins) -> AbsVal:
     dt = ev.dtype(name)
     if ev.same_input(name):
         return square(ev, name, [a])
-    lo, hi = _mul_bounds(a, b, dt)
+    lo, hi = mul_bounds(a, b, dt)
     zero = max(a.zero if a.lo <= 0 <= a.hi else NO, b.zero if b.lo <= 0 <= b.hi else NO)
     if lo <= 0 <= hi and zero == NO and (a.lo * b.lo > 0 or a.hi * b.hi > 0):
         zero = ASSUMED  # a product of tiny values underflows to 0
     zero_inf = (a.may_be_zero() and b.inf) or (b.may_be_zero() and a.inf)
     over = (math.isinf(lo) or math.isinf(hi)) and not any(math.isinf(v) for v in (a.lo, a.hi, b.lo, b.hi))
-    return _bound_flags(AbsVal(lo=lo, hi=hi, zero=zero if lo <= 0 <= hi else NO, nan=a.nan or b.nan or zero_inf,
+    return bound_flags(AbsVal(lo=lo, hi=hi, zero=zero if lo <= 0 <= hi else NO, nan=a.nan or b.nan or zero_inf,
                                inf=a.inf or b.inf or over, empty=a.empty or b.empty, data=a.data or b.data,
                                learned=a.learned or b.learned))
 
 
 def div(ev, name, ins) -> AbsVal:
-    return _divide(ev, name, ins[0], ins[1])
+    return divide(ev, name, ins[0], ins[1])
 
 
 def div_no_nan(ev, name, ins) -> AbsVal:
-    return _divide(ev, name, ins[0], ins[1], no_nan=True)
+    return divide(ev, name, ins[0], ins[1], no_nan=True)
 
 
 def mul_no_nan(ev, name, ins) -> AbsVal:
@@ -127,7 +127,7 @@ def maximum(ev, name, ins) -> AbsVal:
     a, b = ins[:2]
     lo, hi = max(a.lo, b.lo), max(a.hi, b.hi)
     zero = NO if lo > 0 else max(a.zero if a.lo <= 0 <= a.hi else NO, b.zero if b.lo <= 0 <= b.hi else NO)
-    return _bound_flags(AbsVal(lo=lo, hi=hi, zero=zero if lo <= 0 <= hi else NO, nan=a.nan or b.nan,
+    return bound_flags(AbsVal(lo=lo, hi=hi, zero=zero if lo <= 0 <= hi else NO, nan=a.nan or b.nan,
                                inf=(a.inf and b.inf) or (a.inf and a.hi == INF) or (b.inf and b.hi == INF),
                                empty=a.empty or b.empty, data=a.data or b.data, learned=a.learned or b.learned,
                                lo_hit=(a.lo_hit and a.lo == lo) or (b.lo_hit and b.lo == lo)))
@@ -162,12 +162,12 @@ def pow_(ev, name, ins) -> AbsVal:
             return a
         if a.lo >= 0 and ka > 0:
             hi = INF if math.isinf(a.hi) else fl(a.hi ** ka, dt)
-            return _bound_flags(AbsVal(lo=fl(a.lo ** ka, dt), hi=hi, zero=a.zero if a.lo <= 0 else NO,
-                                       nan=a.nan, inf=a.inf, **_flags(a)))
+            return bound_flags(AbsVal(lo=fl(a.lo ** ka, dt), hi=hi, zero=a.zero if a.lo <= 0 else NO,
+                                       nan=a.nan, inf=a.inf, **provenance(a)))
         if a.lo > 0 and ka < 0:
             hi = INF if a.lo == 0 else fl(a.lo ** ka, dt)
             lo = 0.0 if math.isinf(a.hi) else fl(a.hi ** ka, dt)
-            return _bound_flags(AbsVal(lo=lo, hi=hi, zero=ASSUMED if lo == 0 else NO, nan=a.nan, **_flags(a)))
+            return bound_flags(AbsVal(lo=lo, hi=hi, zero=ASSUMED if lo == 0 else NO, nan=a.nan, **provenance(a)))
     if a.lo > 0 and b.lo == b.hi:
         return unknown(ev, name, ins)
     r = unknown(ev, name, ins)

@@ -9,15 +9,15 @@ from graphfix.analysis.absval import (
     exact,
     join,
 )
-from graphfix.analysis.transfer.binary import _divide, mul
-from graphfix.analysis.transfer.common import _bound_flags
+from graphfix.analysis.transfer.binary import mul
+from graphfix.analysis.transfer.common import bound_flags, divide
 from graphfix.analysis.transfer.unary import neg
 
 
 def sqrt_grad(ev, name, ins) -> AbsVal:
     """dy * 0.5 / y: inf where y is 0, NaN where dy is 0 there too."""
     y, dy = ins[:2]
-    return _divide(ev, name, mul(ev, name, [dy, exact([0.5])]), y)
+    return divide(ev, name, mul(ev, name, [dy, exact([0.5])]), y)
 
 
 def rsqrt_grad(ev, name, ins) -> AbsVal:
@@ -36,7 +36,7 @@ def bounded_grad(ev, name, ins) -> AbsVal:
     """SigmoidGrad/TanhGrad/ReluGrad…: dy times a bounded factor.  SigmoidGrad and
     TanhGrad take (y, dy); the activations' others take (gradients, features)."""
     dy = ins[1] if len(ins) > 1 and ev.op(name) in ("SigmoidGrad", "TanhGrad") else ins[0]
-    return _bound_flags(AbsVal(lo=-INF if dy.lo < 0 else 0.0, hi=INF if dy.hi > 0 else 0.0, zero=REACHABLE,
+    return bound_flags(AbsVal(lo=-INF if dy.lo < 0 else 0.0, hi=INF if dy.hi > 0 else 0.0, zero=REACHABLE,
                                nan=any(v.nan for v in ins), inf=dy.inf, empty=dy.empty, data=dy.data,
                                learned=dy.learned))
 

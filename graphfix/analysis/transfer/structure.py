@@ -16,7 +16,7 @@ from graphfix.analysis.absval import (
     join,
     semantics,
 )
-from graphfix.analysis.transfer.common import _bound_flags, unknown
+from graphfix.analysis.transfer.common import bound_flags, unknown
 from graphfix.analysis.transfer.unary import boolean, neg, sqrt, square
 
 
@@ -49,7 +49,7 @@ def reduce_mean(ev, name, ins) -> AbsVal:
     zero = x.zero if x.lo <= 0 <= x.hi else NO
     if x.lo < 0 < x.hi:
         zero = max(zero, COINCIDENT)  # terms of both signs cancel only by coincidence
-    return _bound_flags(AbsVal(lo=x.lo, hi=x.hi, zero=zero, nan=nan, inf=x.inf, empty=empty_out, data=x.data,
+    return bound_flags(AbsVal(lo=x.lo, hi=x.hi, zero=zero, nan=nan, inf=x.inf, empty=empty_out, data=x.data,
                                learned=x.learned))
 
 

@@ -16,7 +16,7 @@ from graphfix.analysis.absval import (
     outward,
     semantics,
 )
-from graphfix.analysis.transfer.common import _bound_flags, _carry, _divide
+from graphfix.analysis.transfer.common import bound_flags, carried, divide, provenance
 
 
 def neg(ev, name, ins) -> AbsVal:
@@ -42,7 +42,7 @@ def square(ev, name, ins) -> AbsVal:
     if lo == 0 and a.lo > 0:  # underflow of a tiny value
         zero = max(zero, ASSUMED)
     inf = x.inf or (hi == INF and not math.isinf(a.hi))
-    return _bound_flags(AbsVal(lo=lo, hi=hi, zero=zero, inf=inf, **_carry(x)))
+    return bound_flags(AbsVal(lo=lo, hi=hi, zero=zero, inf=inf, **carried(x)))
 
 
 def sqrt(ev, name, ins) -> AbsVal:
@@ -52,11 +52,7 @@ def sqrt(ev, name, ins) -> AbsVal:
     lo, hi = outward(lo, hi, ev.dtype(name))
     lo = max(lo, 0.0)
     return AbsVal(lo=lo, hi=hi, zero=x.zero if x.lo <= 0 else NO, nan=x.nan or x.lo < 0 and x.zero == REACHABLE,
-                  inf=x.inf, lo_hit=x.lo_hit, hi_hit=x.hi_hit, **_flags(x))
-
-
-def _flags(x: AbsVal) -> dict:
-    return {"empty": x.empty, "data": x.data, "learned": x.learned}
+                  inf=x.inf, lo_hit=x.lo_hit, hi_hit=x.hi_hit, **provenance(x))
 
 
 def rsqrt(ev, name, ins) -> AbsVal:
@@ -66,7 +62,7 @@ def rsqrt(ev, name, ins) -> AbsVal:
 
 
 def reciprocal(ev, name, ins) -> AbsVal:
-    return _divide(ev, name, exact([1.0]), ins[0])
+    return divide(ev, name, exact([1.0]), ins[0])
 
 
 def exp(ev, name, ins) -> AbsVal:
@@ -86,7 +82,7 @@ def exp(ev, name, ins) -> AbsVal:
     ones = None
     if x.hi == 0 and x.hi_hit and x.ones is not None:
         ones = x.ones
-    return _bound_flags(AbsVal(lo=lo, hi=hi, zero=zero, inf=inf, nan=x.nan, empty=x.empty, lo_hit=zero == REACHABLE,
+    return bound_flags(AbsVal(lo=lo, hi=hi, zero=zero, inf=inf, nan=x.nan, empty=x.empty, lo_hit=zero == REACHABLE,
                                hi_hit=x.hi_hit, data=x.data, learned=x.learned, ones=ones))
 
 
@@ -106,7 +102,7 @@ def log(ev, name, ins) -> AbsVal:
     born_inf = x.lo <= 0 and (x.zero == REACHABLE or (x.data and math.isinf(x.lo)))
     born_nan = x.lo < 0 and (x.zero == REACHABLE or not math.isinf(x.lo) or x.data)
     return AbsVal(lo=lo, hi=hi, zero=ASSUMED if lo <= 0 <= hi else NO, nan=x.nan or born_nan,
-                  inf=x.inf or born_inf, **_flags(x))
+                  inf=x.inf or born_inf, **provenance(x))
 
 
 def log1p(ev, name, ins) -> AbsVal:
@@ -147,8 +143,8 @@ def relu(ev, name, ins) -> AbsVal:
     x = ins[0]
     lo, hi = max(x.lo, 0.0), max(x.hi, 0.0)
     zero = REACHABLE if x.lo <= 0 else NO  # every non-positive input gives exactly 0
-    return _bound_flags(AbsVal(lo=lo, hi=hi, zero=zero, nan=x.nan, inf=x.inf, lo_hit=x.lo <= 0, hi_hit=x.hi_hit,
-                               **_flags(x)))
+    return bound_flags(AbsVal(lo=lo, hi=hi, zero=zero, nan=x.nan, inf=x.inf, lo_hit=x.lo <= 0, hi_hit=x.hi_hit,
+                               **provenance(x)))
 
 
 def relu6(ev, name, ins) -> AbsVal:
@@ -159,8 +155,8 @@ def relu6(ev, name, ins) -> AbsVal:
 
 def elu(ev, name, ins) -> AbsVal:
     x = ins[0]
-    return _bound_flags(AbsVal(lo=max(x.lo, -1.0), hi=x.hi, zero=x.zero if x.lo <= 0 <= x.hi else NO, nan=x.nan,
-                               inf=x.inf, **_flags(x)))
+    return bound_flags(AbsVal(lo=max(x.lo, -1.0), hi=x.hi, zero=x.zero if x.lo <= 0 <= x.hi else NO, nan=x.nan,
+                               inf=x.inf, **provenance(x)))
 
 
 def softplus(ev, name, ins) -> AbsVal:
@@ -171,7 +167,7 @@ def softplus(ev, name, ins) -> AbsVal:
     lo, hi = outward(lo, hi, ev.dtype(name))
     lo = max(lo, 0.0)
     zero = NO if x.lo >= s.exp_under else (REACHABLE if not math.isinf(x.lo) else ASSUMED)
-    return _bound_flags(AbsVal(lo=lo, hi=hi, zero=zero, nan=x.nan, inf=x.inf, **_flags(x)))
+    return bound_flags(AbsVal(lo=lo, hi=hi, zero=zero, nan=x.nan, inf=x.inf, **provenance(x)))
 
 
 def sign(ev, name, ins) -> AbsVal:
@@ -191,7 +187,7 @@ def monotone(fn, zero_preserving: bool = False):
         zero = (x.zero if zero_preserving else ASSUMED) if lo <= 0 <= hi else NO
         if not zero_preserving and lo <= 0 <= hi and not math.isinf(lo) and not math.isinf(hi):
             zero = REACHABLE  # floor/round map a whole range onto 0
-        return _bound_flags(AbsVal(lo=lo, hi=hi, zero=zero, nan=x.nan, inf=x.inf, **_flags(x)))
+        return bound_flags(AbsVal(lo=lo, hi=hi, zero=zero, nan=x.nan, inf=x.inf, **provenance(x)))
 
     return tf_fn
 
@@ -207,7 +203,7 @@ def cast(ev, name, ins) -> AbsVal:
     if dst in (3, 9, 4, 5, 6, 17, 22, 23) and src in (1, 2, 14, 19):  # float -> int truncates toward 0
         lo = math.trunc(x.lo) if not math.isinf(x.lo) else x.lo
         hi = math.trunc(x.hi) if not math.isinf(x.hi) else x.hi
-        return _bound_flags(AbsVal(lo=lo, hi=hi, zero=REACHABLE if lo <= 0 <= hi and not (math.isinf(lo) or
+        return bound_flags(AbsVal(lo=lo, hi=hi, zero=REACHABLE if lo <= 0 <= hi and not (math.isinf(lo) or
                                    math.isinf(hi)) else x.zero if lo <= 0 <= hi else NO, empty=x.empty,
                                    data=x.data, learned=x.learned))
     lo, hi = fl(x.lo, dst), fl(x.hi, dst)
