@@ -8,8 +8,9 @@ from google.protobuf import text_format
 
 import cli as cli_main
 import graphfix
+from graphfix.core.findings import Finding
 from graphfix.render.github import annotations, command, escape_data, escape_property
-from graphfix.render.report import Finding, Report
+from graphfix.render.report import Report
 from tests.helpers import EXAMPLES, ROOT, cli
 
 DETECTION = os.path.join(EXAMPLES, "detection.pb")

@@ -63,7 +63,7 @@ from graphfix.core import io
 from graphfix.core.errors import GraphfixError
 from graphfix.core.version import __version__
 from graphfix.render import console
-from graphfix.render.progress import Progress, _is_tty
+from graphfix.render.progress import Progress
 from graphfix.render.report import DOCUMENTS, render_text, text_lines
 from graphfix.render.richtable import render
 
@@ -310,7 +310,7 @@ def write_findings(stream, text: str, reports, mode: str, no_color: bool = False
 def show_table(stream, table: str, rows: list[Row], mode: str, no_color: bool = False) -> None:
     """Write the summary table: drawn with rich on a terminal (if installed) that wants colour
     (no ``NO_COLOR``, no ``--no-color``: graphfix.render.console.color_wanted), else ``table`` as it is."""
-    if rows and _is_tty(stream) and console.color_wanted(stream, no_color) and console.rich_available():
+    if rows and console.is_terminal(stream) and console.color_wanted(stream, no_color) and console.rich_available():
         stream.write(render(rows, mode, table.splitlines()[-1], stream))
         return
     stream.write(table)

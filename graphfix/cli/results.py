@@ -27,10 +27,11 @@ import traceback
 
 from graphfix import api
 from graphfix.core.errors import GraphfixError, one_line
+from graphfix.core.findings import Finding
 from graphfix.core.tfimport import tf
 from graphfix.patch.scratch import load_op_library
 from graphfix.render.diff import diff_text
-from graphfix.render.report import Finding, Report
+from graphfix.render.report import Report
 
 HANG_ENV, KILL_ENV = "GRAPHFIX_TEST_HANG", "GRAPHFIX_TEST_KILL"
 _SKIP_FIELDS = {"data"}  # Finding.data: the rules' own scratch, never rendered

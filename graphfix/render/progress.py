@@ -12,6 +12,8 @@ import shutil
 import sys
 import time
 
+from graphfix.render.console import is_terminal
+
 try:  # optional: without rich the bar is drawn as plain text
     from rich.console import Console
     from rich.progress import (
@@ -24,13 +26,6 @@ try:  # optional: without rich the bar is drawn as plain text
     from rich.table import Column
 except ImportError:
     RichProgress = None
-
-
-def _is_tty(stream) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False
 
 
 class _Stats:
@@ -62,7 +57,7 @@ class Progress:
     def __init__(self, total: int, stream=None, enabled: bool | None = None):
         self.stream = stream if stream is not None else sys.stderr
         if enabled is None:
-            enabled = _is_tty(self.stream)
+            enabled = is_terminal(self.stream)
         self.enabled = enabled and total > 0
         self.stats = _Stats(total)
         self._rich = self._task = None

@@ -1,4 +1,5 @@
-"""Findings and their renderings: text, JSON (and SARIF via graphfix.render.sarif)."""
+"""A model's report and its renderings: text and JSON here; SARIF and GitHub
+annotations in graphfix.render.sarif and graphfix.render.github."""
 from __future__ import annotations
 
 import dataclasses

@@ -2,7 +2,7 @@
 
 Same columns and figures as graphfix.cli.batch.render_table's plain text (which
 files, pipes and ``--report`` get); the status is coloured.  Drawn only when
-rich is installed (``available``).
+rich is installed (graphfix.render.console.rich_available).
 """
 from __future__ import annotations
 
