@@ -7,17 +7,11 @@ from graphfix.core.model import Model
 from graphfix.verification.runner import GraphRunner
 
 
-def _model(graph) -> Model:
-    if hasattr(graph, "collection_def"):
-        return Model(kind="meta_graph", text=False, graph_def=graph.graph_def, meta_graph=graph)
-    return Model(kind="graph_def", text=False, graph_def=graph)
-
-
 def train(tf, graph, trains, feeds):
     """Every variable (slots included) after running each train op once per
     batch, with graphfix's graph runner (a MetaGraphDef is imported with its
     while/cond contexts and collections)."""
-    runner = GraphRunner(_model(graph), [], list(trains), "graph")
+    runner = GraphRunner(Model.of(graph), [], list(trains), "graph")
     try:
         return runner.train_on(feeds)
     finally:
@@ -26,7 +20,7 @@ def train(tf, graph, trains, feeds):
 
 def rewrite(graph, select=("GF001",), fixed_count=1, **kw):
     """graphfix.rewrite of a GraphDef or MetaGraphDef; asserts ``fixed_count`` findings were fixed."""
-    fixed, report = graphfix.rewrite(_model(graph), select=list(select), **kw)
+    fixed, report = graphfix.rewrite(Model.of(graph), select=list(select), **kw)
     got = [(f.code, f.fixed, f.note) for f in report.findings]
     assert sum(f.fixed for f in report.findings) == fixed_count and not report.remaining, got
     return fixed.meta_graph if fixed.meta_graph is not None else fixed.graph_def

@@ -38,6 +38,16 @@ class Model:
         extra = ", changed" if self.changed else ""
         return f"<graphfix.Model {kind} {path!r}: {self.node_count} nodes{extra}>"
 
+    @classmethod
+    def of(cls, graph) -> "Model":
+        """A Model for an in-memory GraphDef or MetaGraphDef (as a build
+        pipeline or a test holds it); a Model is returned as it is."""
+        if isinstance(graph, cls):
+            return graph
+        if hasattr(graph, "collection_def"):
+            return cls(kind="meta_graph", text=False, graph_def=graph.graph_def, meta_graph=graph)
+        return cls(kind="graph_def", text=False, graph_def=graph)
+
     def with_graph_def(self, graph_def) -> "Model":
         """A copy of this model carrying ``graph_def`` (marked changed)."""
         meta = saved = None

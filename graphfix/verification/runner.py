@@ -269,13 +269,7 @@ def first_line(e) -> str:
 def execute(graph, feeds: dict, losses: list[str], train_op: str | None = None, steps: int = 1) -> Execution:
     """Import ``graph`` (a Model, GraphDef or MetaGraphDef) into a fresh graph,
     run it on ``feeds`` and, with ``train_op``, train ``steps`` times."""
-    if isinstance(graph, Model):
-        model = graph
-    elif hasattr(graph, "collection_def"):
-        model = Model(kind="meta_graph", text=False, graph_def=graph.graph_def, meta_graph=graph)
-    else:
-        model = Model(kind="graph_def", text=False, graph_def=graph)
-    runner = GraphRunner(model, losses, [train_op] if train_op else [], "graph")
+    runner = GraphRunner(Model.of(graph), losses, [train_op] if train_op else [], "graph")
     try:
         return runner.execute({k if ":" in k else k + ":0": v for k, v in feeds.items()}, runner.state(), steps)
     except RunError as e:

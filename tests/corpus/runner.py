@@ -68,8 +68,7 @@ def run_case(
     train_name = train_op if train_op is not None else case.train_op
     steps = int(steps) if train_name else 0
 
-    model = Model(kind="graph_def", text=False, graph_def=gd)
-    runner = GraphRunner(model, [loss_name], [train_name] if steps else [], case.name)
+    runner = GraphRunner(Model.of(gd), [loss_name], [train_name] if steps else [], case.name)
     try:
         init_values = runner.state()
         ex = runner.execute(feed_values, init_values, steps, placeholders_only=False)
