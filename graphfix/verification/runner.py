@@ -117,7 +117,8 @@ class GraphRunner:
             route_call_gradients(g)  # imported function calls: differentiated as TensorFlow does in graph mode
 
             try:
-                with g.name_scope("graphfix_verify"), process_functions_kept():
+                functions = (msg.graph_def if use_meta else msg).library.function
+                with g.name_scope("graphfix_verify"), process_functions_kept(functions):
                     for name, lt in self.loss_t.items():
                         for v, gr in zip(self.var_names, tf.compat.v1.gradients(lt, self.var_t)):
                             if gr is None:
