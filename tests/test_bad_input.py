@@ -3,6 +3,15 @@
 Every kind of bad input gets exit status 2, exactly one line
 ``graphfix: error: …`` on stderr naming the problem (never a traceback, never
 the "internal error" fallback, never a hang), and no new or changed file.
+
+Most cases run the CLI in this process (``run_cli``: ``cli.main`` with stdout
+and stderr captured down to the file descriptors, and a timeout), which is
+the code a user's process runs from argument parsing to the exit status.  One
+case of each kind also runs as a real ``python cli.py`` process (``REAL``):
+reading, parsing, the graph's structure, the command line, the output path,
+an op TensorFlow does not know, a file too big to parse — so that what only a
+whole process shows (the interpreter's exit, TensorFlow's native start-up
+output on fd 2) stays tested for every kind.
 """
 import os
 import random
@@ -15,7 +24,7 @@ import pytest
 from google.protobuf import text_format
 
 from graphfix.core.tfimport import protos
-from tests.helpers import EXAMPLES, ROOT, cli, write
+from tests.helpers import EXAMPLES, ROOT, cli, run_cli, write
 
 DETECTION = os.path.join(EXAMPLES, "detection.pb")
 HANG = 120  # seconds: a run that takes longer than this is a hang
@@ -316,12 +325,22 @@ CASES = [
 ]
 
 
+REAL = {"empty file", "truncated GraphDef", "text NodeDef", "truncated SavedModel", "input naming a missing node",
+        "cycle upstream of a hazard (rewrite)", "op with the wrong number of inputs", "--loss naming a missing tensor",
+        "unknown flag", "output under /proc/self (root cannot write there)", "hazard downstream of an unregistered op",
+        "unregistered op read by the guard", "graph over protobuf's 2 GB limit"}
+
+
+def test_real_process_cases_exist():
+    assert REAL <= {c[0] for c in CASES}
+
+
 @pytest.mark.parametrize("name,setup,needle", CASES, ids=[c[0] for c in CASES])
 def test_bad_input(tmp_path, name, setup, needle):
     argv = setup(tmp_path)
     before = _snapshot(tmp_path)
     t0 = time.monotonic()
-    r = cli(*argv, cwd=tmp_path, timeout=HANG)
+    r = (cli if name in REAL else run_cli)(*argv, cwd=tmp_path, timeout=HANG)
     elapsed = time.monotonic() - t0
     assert_one_error(r, needle)
     assert _snapshot(tmp_path) == before  # no new, changed or temp file
@@ -341,7 +360,7 @@ def test_2gb_message_suggests_meta_or_saved_model(tmp_path):
 def test_existing_output_is_left_byte_identical(tmp_path, content):
     bad = write(tmp_path / "bad.pb", content)
     out = write(tmp_path / "out.pb", b"precious previous output \x00\x01")
-    r = cli("rewrite", bad, out, timeout=HANG)
+    r = run_cli("rewrite", bad, out, timeout=HANG)
     assert_one_error(r, "")
     assert out.read_bytes() == b"precious previous output \x00\x01"
     assert sorted(os.listdir(tmp_path)) == ["bad.pb", "out.pb"]
@@ -351,7 +370,7 @@ def test_existing_output_is_left_byte_identical(tmp_path, content):
                                      _mutated(_drop_attr("loss/Mean_1", "T"))])
 def test_output_equal_to_bad_input_leaves_the_input(tmp_path, content):
     bad = write(tmp_path / "model.pb", content)
-    r = cli("rewrite", bad, bad, timeout=HANG)
+    r = run_cli("rewrite", bad, bad, timeout=HANG)
     assert_one_error(r, "")
     assert bad.read_bytes() == content
     assert os.listdir(tmp_path) == ["model.pb"]
@@ -360,7 +379,7 @@ def test_output_equal_to_bad_input_leaves_the_input(tmp_path, content):
 def test_check_still_reports_a_hazard_downstream_of_an_unregistered_op(tmp_path):
     """``check`` never needs TensorFlow, so an op it does not know is no error there."""
     p = write(tmp_path / "custom.pb", _mutated(_set_op("loss/Abs", "MyAbs")))
-    r = cli("check", p, timeout=HANG)
+    r = run_cli("check", p, timeout=HANG)
     assert r.returncode == 1 and "GF001" in r.stdout and r.stderr == "", r.stderr
 
 
@@ -368,7 +387,7 @@ def test_clean_graph_with_an_unregistered_op_is_passed_through(tmp_path):
     """Nothing to fix, nothing for TensorFlow to build: the graph is written back as it was."""
     data = _mutated(_set_op("Relu", "MyRelu"), os.path.join(EXAMPLES, "clean.pb"))
     p = write(tmp_path / "custom.pb", data)
-    r = cli("rewrite", p, tmp_path / "out.pb", timeout=HANG)
+    r = run_cli("rewrite", p, tmp_path / "out.pb", timeout=HANG)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "out.pb").read_bytes() == data
 

@@ -97,7 +97,7 @@ def test_usage_errors(tmp_path, args, needle):
 def test_report_file_and_select_ignore(tmp_path):
     rep = tmp_path / "report.json"
     out = tmp_path / "out.pb"
-    r = cli("rewrite", DETECTION, out, "--format", "json", "--report", rep)
+    r = run_cli("rewrite", DETECTION, out, "--format", "json", "--report", rep)
     assert r.returncode == 0, r.stderr
     data = json.loads(rep.read_text())
     assert data["summary"] == {"found": 1, "fixed": 1, "remaining": 0}

@@ -1,7 +1,12 @@
 """A newcomer's first hour (issue #14), through the real command line: closed
 pipes, --debug anywhere, -V, colour and the spinner on a terminal (and plain
 text everywhere else), --diff=stat, short reprs, Report.render, one version,
-timing that names the TensorFlow import."""
+timing that names the TensorFlow import.
+
+What only a whole process shows (a terminal, a closed pipe, the TensorFlow
+import's time, argv handling before ``main``) runs ``python cli.py``; where a
+command's output is the point it runs ``cli.main`` in this process
+(``run_cli``), which spares a TensorFlow import per rewrite."""
 import fcntl
 import importlib.metadata
 import json
@@ -16,7 +21,7 @@ import termios
 
 import pytest
 
-from tests.helpers import EXAMPLES, ROOT, cli
+from tests.helpers import EXAMPLES, ROOT, cli, run_cli
 
 DETECTION = os.path.join(EXAMPLES, "detection.pb")
 CLEAN = os.path.join(EXAMPLES, "clean.pb")
@@ -148,7 +153,7 @@ def test_findings_are_coloured_on_a_terminal():
     assert "\x1b[1;31mGF001\x1b[0m" in text  # the rule code, bold red as in ruff
     assert f"\x1b[1m{DETECTION}\x1b[0m\x1b[36m:\x1b[0m" in text  # the path bold, ':' cyan
     assert "\x1b[36m[*]\x1b[0m" in text  # fixable mark
-    plain = cli("check", DETECTION)
+    plain = run_cli("check", DETECTION)
     assert ANSI.sub("", text) == plain.stdout  # same words, only styled
 
 
@@ -166,7 +171,7 @@ def test_plain_on_a_terminal_when_asked_or_without_rich(tmp_path, how):
     rc, out, err = on_terminal(*args, env=env)
     assert rc == 1, err
     assert b"\x1b[" not in out
-    assert out.decode() == cli("check", DETECTION).stdout
+    assert out.decode() == run_cli("check", DETECTION).stdout
 
 
 # ------------------------------------------------------------------ one rewrite on a terminal
@@ -186,7 +191,7 @@ def test_rewrite_on_a_terminal_with_and_without_rich_and_off_it(tmp_path):
                                  env={"PYTHONPATH": no_rich_dir(tmp_path)})
     assert rc == 0 and err2 == b"" and b"\x1b[" not in out2
     # not a terminal (rich installed): plain, and nothing at all on stderr
-    r = cli("rewrite", DETECTION, tmp_path / "c.pb")
+    r = run_cli("rewrite", DETECTION, tmp_path / "c.pb")
     assert r.returncode == 0 and r.stderr == ""
     assert r.stdout == out2.decode() == ANSI.sub("", out.decode())
     assert "[fixed]" in r.stdout
@@ -196,9 +201,9 @@ def test_rewrite_on_a_terminal_with_and_without_rich_and_off_it(tmp_path):
 # ------------------------------------------------------------------ --diff=stat
 
 def test_diff_stat_summarises_what_the_full_diff_shows(tmp_path):
-    full = cli("rewrite", "--diff", DETECTION)  # a bare --diff never takes the path as its value
+    full = run_cli("rewrite", "--diff", DETECTION)  # a bare --diff never takes the path as its value
     out = tmp_path / "fixed.pb"
-    stat = cli("rewrite", DETECTION, out, "--diff=stat")
+    stat = run_cli("rewrite", DETECTION, out, "--diff=stat")
     assert full.returncode == stat.returncode == 1
     head = full.stdout.splitlines()[0]
     # no OUT: the fixed side is labelled as such, never "model.pb -> model.pb"
@@ -214,9 +219,9 @@ def test_diff_stat_summarises_what_the_full_diff_shows(tmp_path):
     finding = [ln for ln in lines[1:-1] if "GF001 loss/Mean_1" in ln]
     assert len(lines) == 3 and len(finding) == 1  # the whole change belongs to the one finding
     assert "--diff: no graph written." in stat.stderr and os.listdir(tmp_path) == []
-    r = cli("rewrite", "--diff=stat", CLEAN)
+    r = run_cli("rewrite", "--diff=stat", CLEAN)
     assert r.returncode == 0 and r.stdout == ""
-    r = cli("rewrite", "--diff=words", DETECTION)
+    r = run_cli("rewrite", "--diff=words", DETECTION)
     assert r.returncode == 2 and "invalid choice" in r.stderr
 
 
@@ -271,7 +276,7 @@ def _same_report(fmt, a, b):
 def test_report_render_matches_the_cli_check(fmt):
     import graphfix
 
-    r = cli("check", DETECTION, "--format", fmt)
+    r = run_cli("check", DETECTION, "--format", fmt)
     assert r.returncode == 1
     report = graphfix.check(graphfix.load(DETECTION))
     _same_report(fmt, report.render(fmt), r.stdout)
@@ -284,7 +289,7 @@ def test_report_render_matches_the_cli_rewrite(tmp_path, fmt):
     import graphfix
 
     out = tmp_path / "fixed.pb"
-    r = cli("rewrite", DETECTION, out, "--format", fmt)
+    r = run_cli("rewrite", DETECTION, out, "--format", fmt)
     assert r.returncode == 0
     fixed, report = graphfix.rewrite(graphfix.load(DETECTION))
     report.output = str(out)
@@ -328,7 +333,7 @@ def test_verify_sentence_is_plain_english(tmp_path):
 
     fixed = tmp_path / "fixed.pb"
     graphfix.save(graphfix.rewrite(graphfix.load(DETECTION))[0], str(fixed))
-    r = cli("verify", DETECTION, fixed)
+    r = run_cli("verify", DETECTION, fixed)
     assert r.returncode == 0, r.stdout + r.stderr
     line = next(ln for ln in r.stdout.splitlines() if ln.startswith("normal feeds:"))
     assert re.search(r"agree on 1 loss, \d+ gradients?(, | and )", line), line
@@ -366,7 +371,7 @@ def test_batch_findings_are_coloured_on_a_terminal(tmp_path):
     for name in ("a.pb", "b.pbtxt"):  # styled as a single model's findings are
         assert f"\x1b[1m{models / name}\x1b[0m\x1b[36m:\x1b[0m" in text
     assert text.count("\x1b[1;31mGF001\x1b[0m") == 2 and text.count("\x1b[36m[*]\x1b[0m") == 2
-    plain = cli("check", models, "--no-cache")
+    plain = run_cli("check", models, "--no-cache", "--jobs", "1")
     assert plain.returncode == 1 and "\x1b[" not in plain.stdout
     assert _findings_part(ANSI.sub("", text)) == _findings_part(plain.stdout)  # same words, only styled
     single = on_terminal("check", models / "a.pb")[1].decode()
@@ -380,7 +385,7 @@ def test_batch_is_plain_on_a_terminal_when_asked(tmp_path, how):
     rc, out, err = on_terminal("check", models, "--no-cache", *args, env=env)
     assert rc == 1, err
     assert b"\x1b[" not in out  # neither the findings nor the table
-    plain = cli("check", models, "--no-cache")
+    plain = run_cli("check", models, "--no-cache", "--jobs", "1")
     mask = re.compile(r"\d+\.\d\d")  # the seconds column
     assert mask.sub("S", out.decode()) == mask.sub("S", plain.stdout)
 
@@ -391,7 +396,7 @@ def test_batch_diff_stat_is_the_single_model_stat_per_model(tmp_path):
 
     models = _two_models(tmp_path)
     out = tmp_path / "out"
-    r = cli("rewrite", "--out-dir", out, "--diff=stat", models, "--jobs", "1")
+    r = run_cli("rewrite", "--out-dir", out, "--diff=stat", models, "--jobs", "1")
     assert r.returncode == 1, r.stderr
     assert not out.exists() and "\x1b[" not in r.stdout
     heads = [ln for ln in r.stdout.splitlines() if ln.startswith("graphfix diff")]
@@ -408,7 +413,7 @@ def test_batch_diff_stat_is_the_single_model_stat_per_model(tmp_path):
     assert len(lines) == 6 and lines[2].split()[0] == lines[5].split()[0] == "total"
     assert _table(r.stderr)[str(models / "a.pb")]["status"] == "would fix"
     assert _table(r.stderr)[str(models / "clean.pb")]["status"] == "clean"
-    full = cli("rewrite", "--out-dir", out, "--diff", models / "clean.pb")  # bare --diff: the full diff
+    full = run_cli("rewrite", "--out-dir", out, "--diff", models / "clean.pb")  # bare --diff: the full diff
     assert full.returncode == 0 and full.stdout == "" and not out.exists()
 
 

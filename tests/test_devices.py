@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import graphfix
-from tests.helpers import cli, run_cli
+from tests.helpers import run_cli
 
 B, F = 8, 4
 GPU, CPU = "/device:GPU:0", "/device:CPU:0"
@@ -71,7 +71,7 @@ def test_devices_kept_and_new_nodes_take_the_anchors(tf, tmp_path):
         _run(tf, fixed.graph_def)
     # ... and runnable after --clear-devices (the result with soft placement is the reference).
     out = tmp_path / "cleared.pb"
-    r = cli("rewrite", src, out, "--select", "GF001", "--clear-devices")
+    r = run_cli("rewrite", src, out, "--select", "GF001", "--clear-devices")
     assert r.returncode == 0, r.stdout + r.stderr
     cleared = graphfix.load(str(out)).graph_def
     assert all(n.device == "" for n in cleared.node)

@@ -11,7 +11,7 @@ import cli as cli_main
 import graphfix
 from graphfix.render import dot as gdot
 from graphfix.render.diff import compare, graph_diff
-from tests.helpers import EXAMPLES, cli
+from tests.helpers import EXAMPLES, run_cli
 
 DETECTION = os.path.join(EXAMPLES, "detection.pb")
 CLEAN = os.path.join(EXAMPLES, "clean.pb")
@@ -35,7 +35,7 @@ def _headers(text):
 def test_diff_prints_and_writes_nothing(tmp_path):
     (tmp_path / "examples").mkdir()
     shutil.copy(DETECTION, tmp_path / "examples" / "detection.pb")
-    r = cli("rewrite", "--diff", "examples/detection.pb", *ONLY, cwd=tmp_path)
+    r = run_cli("rewrite", "--diff", "examples/detection.pb", *ONLY, cwd=tmp_path)
     assert r.returncode == 1, r.stderr  # the graph would change
     out = r.stdout
     # no OUT: the fixed side is labelled as such, not "model.pb -> model.pb"
@@ -138,7 +138,7 @@ def test_dot_renders_svg_and_parses(tmp_path, pair):
     r = subprocess.run(["dot", "-Tcanon", str(src)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and not r.stderr.strip(), r.stderr
     svg = tmp_path / "p.svg"
-    r = cli("rewrite", DETECTION, "--diff", *ONLY, "--dot", svg)
+    r = run_cli("rewrite", DETECTION, "--diff", *ONLY, "--dot", svg)
     assert r.returncode == 1, r.stderr
     data = svg.read_text()
     assert "<svg" in data and "loss/Mean_1/graphfix/GF001/nonempty" in data

@@ -70,7 +70,7 @@ def test_meta_collections_and_training(tf, tmp_path):
     src = tmp_path / "model.meta"
     src.write_bytes(meta.SerializeToString())
     out = tmp_path / "fixed.meta"
-    r = cli("rewrite", src, out, "--select", "GF001")
+    r = run_cli("rewrite", src, out, "--select", "GF001")
     assert r.returncode == 0, r.stdout + r.stderr
     fixed = graphfix.load(str(out)).meta_graph
     names = {n.name for n in fixed.graph_def.node}

@@ -15,7 +15,7 @@ import pytest
 from google.protobuf import text_format
 
 import graphfix
-from tests.helpers import cli
+from tests.helpers import cli, run_cli
 from tests.test_meta_saved_model import _saved_model, batch, detection
 
 OUT_NAMES = ["fixed.pb", "fixed.pbtxt", "fixed.meta", "fixed.txt", "fixed", "fixed.graph"]
@@ -144,7 +144,7 @@ def test_text_meta_graph_named_pb_stays_a_meta_graph(tf, sources, tmp_path):
     a text MetaGraphDef; rewritten to fixed.pb it must stay one (binary now: .pb)."""
     src = sources / "metrics_export_meta_graph.pb"
     out = tmp_path / "fixed.pb"
-    r = cli("rewrite", src, out, "--format", "json")
+    r = run_cli("rewrite", src, out, "--format", "json")
     assert r.returncode == 0, r.stderr
     assert '"dropped"' not in r.stdout
     back = graphfix.load(out)
@@ -172,5 +172,5 @@ def test_cli_to_graphdef_reports_what_it_dropped(sources, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "converted; dropped" in r.stdout and "saver_def" in r.stdout and "collections" in r.stdout
     assert graphfix.load(out).kind == "graph_def"
-    r = cli("rewrite", sources / "meta.meta", out, "--to", "savedmodel")
+    r = run_cli("rewrite", sources / "meta.meta", out, "--to", "savedmodel")
     assert r.returncode == 2 and r.stderr.startswith("graphfix: error:") and len(r.stderr.splitlines()) == 1

@@ -12,7 +12,7 @@ from google.protobuf import text_format
 import graphfix
 import rewrites
 from graphfix.render.sarif import doc_sections, rule_descriptor, to_sarif
-from tests.helpers import EXAMPLES, ROOT, cli
+from tests.helpers import EXAMPLES, ROOT, cli, run_cli
 
 DETECTION = os.path.join(EXAMPLES, "detection.pb")
 CLEAN = os.path.join(EXAMPLES, "clean.pb")
@@ -74,7 +74,7 @@ def test_check_sarif_is_valid_and_complete(validator):
 
 def test_rewrite_sarif_marks_fixed_findings_as_notes(validator, tmp_path):
     out, rep = tmp_path / "fixed.pb", tmp_path / "report.sarif"
-    r = cli("rewrite", DETECTION, out, *ONLY, "--format", "sarif", "--report", rep)
+    r = run_cli("rewrite", DETECTION, out, *ONLY, "--format", "sarif", "--report", rep)
     assert r.returncode == 0, r.stderr
     assert out.exists()
     log = _valid(validator, json.loads(r.stdout))

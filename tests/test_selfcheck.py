@@ -16,7 +16,7 @@ import graphfix
 import graphfix.patch.gradients as gradients
 from graphfix.analysis.gradpath import GradScopes
 from tests.corpus import shared as build
-from tests.helpers import cli
+from tests.helpers import cli, run_cli
 
 CASE = "chained_manual_softmax_log_abs_sgd"
 
@@ -58,7 +58,7 @@ def test_unwired_gradient_patch_is_not_fixed(src, tmp_path, capsys, monkeypatch)
     assert all("not fixed: the old gradient" in f["note"] and "still in the graph" in f["note"] for f in broken)
     assert any("ApplyGradientDescent" in f["note"] for f in broken)  # names who still reads it
     monkeypatch.undo()
-    r = cli("verify", src, out)  # an independent judge agrees: the result does not hold
+    r = run_cli("verify", src, out)  # an independent judge agrees: the result does not hold
     assert r.returncode == 1 and "verify: FAILED" in r.stdout, r.stdout + r.stderr
 
 

@@ -12,7 +12,7 @@ import pytest
 
 import cli as cli_module
 import graphfix
-from tests.helpers import EXAMPLES, cli, write
+from tests.helpers import EXAMPLES, cli, run_cli, write
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ DETECTION = os.path.join(EXAMPLES, "detection.pb")
 @pytest.fixture(scope="module")
 def fixed_path(tmp_path_factory):
     out = tmp_path_factory.mktemp("verify") / "detection.fixed.pb"
-    r = cli("rewrite", DETECTION, out, "--select", "GF001")
+    r = run_cli("rewrite", DETECTION, out, "--select", "GF001")
     assert r.returncode == 0, r.stdout + r.stderr
     return out
 
@@ -63,7 +63,7 @@ def test_verify_json(fixed_path, run):
 
 def test_verify_rejects_the_unfixed_graph(tmp_path):
     """The original passed off as its own repair: agrees on normal feeds, NaN on the trigger."""
-    r = cli("verify", DETECTION, DETECTION, "--format", "json", "--trials", "1")
+    r = run_cli("verify", DETECTION, DETECTION, "--format", "json", "--trials", "1")
     assert r.returncode == 1, r.stdout + r.stderr
     rep = json.loads(r.stdout)
     assert rep["ok"] is False and rep["normal"]["ok"] is True and rep["trigger"]["ok"] is False
