@@ -101,7 +101,8 @@ class AppliedChecker:
                 self.pairs.append((op.name, var_op.name, graph_grad, fresh, tuple(var_op.outputs[0].shape)))
             self.init = g.get_operation_by_name("init") if any(o.name == "init" for o in g.get_operations()) \
                 else tf.compat.v1.global_variables_initializer()
-        config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1)
+        config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1,
+                                          use_per_session_threads=True)  # as graphfix's GraphRunner
         self.sess = tf.compat.v1.Session(graph=g, config=config)
         self.sess.run(self.init)
 

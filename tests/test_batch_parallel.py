@@ -17,7 +17,7 @@ import time
 import pytest
 from google.protobuf import text_format
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, run_cli
 from tests.test_batch import _table, _tree
 
 CASES = ("detection_boolean_mask_momentum", "seq2seq_sequence_mask_adam", "where_log_distance_momentum",
@@ -330,7 +330,7 @@ def test_batch_reports_render_like_single_model_reports(zoo, fmt):
     for name in ("where_log_distance_momentum.meta", "embedding_triplet_norm_momentum.pbtxt",
                  "detection_boolean_mask_momentum.pb"):
         path = f"models/corpus/{name}"
-        single = _cli("check", path, "--format", fmt, cwd=zoo)
+        single = run_cli("check", path, "--format", fmt, cwd=zoo)  # in this process, as the docstring says
         for run in ("cold", "warm"):  # computed in a worker, then read from the cache
             batch = _cli("check", path, "--shard", "1/1", "--format", fmt, "--timeout", "60", cwd=zoo,
                          cache=cache, env={"GRAPHFIX_TEST_KILL": "models/"} if run == "warm" else None)

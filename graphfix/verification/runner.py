@@ -148,7 +148,14 @@ class GraphRunner:
                            if op.type.startswith("InitializeTable") or op.type == "LookupTableImportV2"]
             self.feedable = {op.name + ":0" for op in g.get_operations()
                              if op.type in ("Placeholder", "PlaceholderWithDefault")}
-        config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1)
+        # One thread, and the session's own: a train step over ref variables
+        # reads a variable another apply op may already have updated in place,
+        # so the order of the ops is part of the result.  Without
+        # use_per_session_threads the process-wide pool of the first session
+        # (any size) would run every later one, and two runs of one graph
+        # could disagree.
+        config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1,
+                                          use_per_session_threads=True)
         self.sess = tf.compat.v1.Session(graph=g, config=config)
         if self.init is not None:
             self._run(self.init)
