@@ -58,7 +58,8 @@ def _soundness_graph(tf):
              tf.math.divide_no_nan(tf.reduce_sum(x), tf.reduce_sum(mask)), tf.pow(tf.abs(x), 0.5),
              tf.minimum(x, 3.0), tf.nn.relu6(x * 3.0), tf.cast(x, tf.int32), tf.reduce_max(x, 1),
              tf.one_hot(n, 4), tf.gather(x, n % 3), tf.concat([x, tf.nn.relu(x)], 0),
-             tf.reduce_max(tf.nn.softmax(x), 1), tf.reduce_max(tf.nn.softmax(x), 0)]
+             tf.reduce_max(tf.nn.softmax(x), 1), tf.reduce_max(tf.nn.softmax(x), 0),
+             tf.reduce_sum(tf.nn.softmax(x), 1), tf.reduce_sum(tf.nn.softmax(x), 0)]
     return x, m, n, outs
 
 
@@ -126,6 +127,21 @@ def test_the_largest_probability_of_a_softmax_row_is_positive(tf):
     assert _v(num, by_row).positive and _v(num, by_row).lo == 0.5 / 7
     assert _v(num, last).positive and _v(num, last).lo == 0.5 / 5
     assert _v(num, everything).positive
+    assert _v(num, over_batch).reaches_zero()
+
+
+def test_the_sum_of_a_softmax_row_is_positive(tf):
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 5], name="x")
+        w = tf.compat.v1.get_variable("w", [5, 7], use_resource=True)
+        rows = tf.nn.softmax(tf.matmul(x, w))
+        by_row = tf.reduce_sum(rows, axis=-1, keepdims=True)  # Keras' categorical_crossentropy renormalises by it
+        steps = tf.reduce_sum(tf.nn.softmax(tf.reshape(x, [-1, 1, 5])), axis=2)
+        over_batch = tf.reduce_sum(rows, axis=0)  # a class's total over the rows: every row can starve it
+    num = _numeric(g)
+    assert _v(num, by_row).positive and _v(num, by_row).lo == 0.5 / 7
+    assert _v(num, steps).positive and _v(num, steps).lo == 0.5 / 5
     assert _v(num, over_batch).reaches_zero()
 
 

@@ -333,6 +333,42 @@ def safe_stable_log_max_softmax_steps_momentum():
     return Built(loss, train, normal, trigger, "log of each step's largest softmax probability (a [B, T, K] softmax)")
 
 
+# --- a softmax row renormalised by its own sum (Keras' categorical_crossentropy) ------
+
+def _renormalised_xent(p, y, axis):
+    """Keras 2's categorical_crossentropy on a softmax output: p / sum(p) over
+    the class axis, clipped to [1e-7, 1 - 1e-7], then -sum(y * log(p))."""
+    p = p / tf.reduce_sum(p, axis=axis, keepdims=True)
+    p = tf.clip_by_value(p, 1e-7, 1.0 - 1e-7)
+    return -tf.reduce_sum(y * tf.math.log(p), axis=axis)
+
+
+@register("safe_stable_softmax_renormalised_by_sum_adam")
+def safe_stable_softmax_renormalised_by_sum_adam():
+    _, y, z = _head()
+    loss = tf.reduce_mean(_renormalised_xent(tf.nn.softmax(z), y, -1), name="loss")
+    train = tf.compat.v1.train.AdamOptimizer(1e-3).minimize(loss, name="train")
+    normal = _xy(27)
+    trigger = dict(normal, **{"inputs/x:0": normal["inputs/x:0"] * 1e4})  # saturated softmax rows
+    return Built(loss, train, normal, trigger, "Keras' categorical_crossentropy: softmax / reduce_sum(softmax, -1): "
+                 "a row's sum is >= its largest probability >= 1/K")
+
+
+@register("safe_stable_sequence_softmax_renormalised_momentum")
+def safe_stable_sequence_softmax_renormalised_momentum():
+    x = placeholder("x", [BATCH, FEAT])
+    y = placeholder("y", [BATCH, 3, K])
+    z = tf.reshape(dense(dense(x, 8, "net/hidden", activation=tf.nn.relu), 3 * K, "net/logits"), [BATCH, 3, K])
+    loss = tf.reduce_mean(_renormalised_xent(tf.nn.softmax(z), y, 2), name="loss")
+    train = tf.compat.v1.train.MomentumOptimizer(1e-3, 0.9).minimize(loss, name="train")
+    rs = np.random.RandomState(28)
+    normal = {"inputs/x:0": rs.randn(BATCH, FEAT).astype(np.float32),
+              "inputs/y:0": np.eye(K, dtype=np.float32)[rs.randint(0, K, (BATCH, 3))]}
+    trigger = dict(normal, **{"inputs/x:0": normal["inputs/x:0"] * 1e4})
+    return Built(loss, train, normal, trigger, "Keras' categorical_crossentropy on a [B, T, K] softmax (a "
+                 "TimeDistributed output): renormalised by its sum over the class axis (2)")
+
+
 # --- dropout whose rate comes from a keep-probability placeholder ------------------
 
 def _keep_prob():

@@ -29,8 +29,11 @@ def reduce_sum(ev, name, ins) -> AbsVal:
         zero = REACHABLE  # the sum of nothing is 0
     if x.nonneg:
         lo, hi = 0.0 if (x.empty or x.lo == 0) else x.lo, INF if x.hi > 0 else 0.0
+        peak = None if x.empty else ev.softmax_peak(name)
         if x.ones is not None and ev.reduces_axes(name, x.ones):
             lo, zero = 1.0, NO  # sum(exp(x - max(x))) >= 1
+        elif peak is not None:
+            lo, zero = max(lo, peak), NO  # a softmax row's sum is >= its largest probability >= 1/n
         elif x.lo > 0 and not x.empty:
             zero = NO
         return AbsVal(lo=lo, hi=hi, zero=zero if lo <= 0 else NO, nan=x.nan, inf=x.inf, empty=empty_out,
