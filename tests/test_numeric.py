@@ -59,7 +59,9 @@ def _soundness_graph(tf):
              tf.minimum(x, 3.0), tf.nn.relu6(x * 3.0), tf.cast(x, tf.int32), tf.reduce_max(x, 1),
              tf.one_hot(n, 4), tf.gather(x, n % 3), tf.concat([x, tf.nn.relu(x)], 0),
              tf.reduce_max(tf.nn.softmax(x), 1), tf.reduce_max(tf.nn.softmax(x), 0),
-             tf.reduce_sum(tf.nn.softmax(x), 1), tf.reduce_sum(tf.nn.softmax(x), 0)]
+             tf.reduce_sum(tf.nn.softmax(x), 1), tf.reduce_sum(tf.nn.softmax(x), 0),
+             tf.cast(tf.stack([0, 0, tf.shape(x)[0], tf.shape(x)[1]]), tf.float32)[2],
+             tf.stack([x[0], tf.zeros([4])])[-1], tf.stack([x[0], tf.zeros([4])])[0, 1:]]
     return x, m, n, outs
 
 
@@ -143,6 +145,23 @@ def test_the_sum_of_a_softmax_row_is_positive(tf):
     assert _v(num, by_row).positive and _v(num, by_row).lo == 0.5 / 7
     assert _v(num, steps).positive and _v(num, steps).lo == 0.5 / 5
     assert _v(num, over_batch).reaches_zero()
+
+
+def test_a_slice_that_picks_one_packed_element_has_its_value(tf):
+    g = tf.Graph()
+    with g.as_default():
+        img = tf.compat.v1.placeholder(tf.float32, [None, 8, 8, 3], name="img")
+        x = tf.compat.v1.placeholder(tf.float32, [None], name="x")
+        window = tf.cast(tf.stack([0, 0, tf.shape(img)[1], tf.shape(img)[2]]), tf.float32)
+        height = window[2] - window[0]  # the object detection API's change_coordinate_frame
+        corner, far, last, both = window[0], window[2], window[-1], window[1:3]
+        relu_row = tf.stack([tf.nn.relu(x), tf.ones_like(x)])[0]
+    num = _numeric(g)
+    assert _v(num, last).positive and _v(num, far).positive
+    assert not _v(num, height).reaches_zero()  # h - 0: 0 only if a fed image is empty
+    assert _v(num, corner).lo == _v(num, corner).hi == 0.0
+    assert _v(num, both).reaches_zero()  # a slice of two elements joins them
+    assert _v(num, relu_row).reaches_zero()
 
 
 def test_conditions_refine_values(tf):

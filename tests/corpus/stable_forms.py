@@ -369,6 +369,46 @@ def safe_stable_sequence_softmax_renormalised_momentum():
                  "TimeDistributed output): renormalised by its sum over the class axis (2)")
 
 
+# --- box targets in a window's frame: a slice picks one packed element ------------
+
+def _boxes(seed):
+    images = placeholder("images", [BATCH, 8, 8, 1])
+    boxes = placeholder("boxes", [BATCH, 4])  # pixel corners (ymin, xmin, ymax, xmax)
+    pred = dense(dense(tf.reshape(images, [BATCH, 64]), 8, "net/hidden", activation=tf.nn.relu), 4, "net/boxes")
+    # the object detection API's clip window [0, 0, height, width], from the image's shape
+    window = tf.cast(tf.stack([0, 0, tf.shape(images)[1], tf.shape(images)[2]]), tf.float32)
+    rs = np.random.RandomState(seed)
+    normal = {"inputs/images:0": rs.rand(BATCH, 8, 8, 1).astype(np.float32),
+              "inputs/boxes:0": np.sort(rs.randint(0, 9, (BATCH, 4)), axis=1).astype(np.float32)}
+    trigger = dict(normal, **{"inputs/boxes:0": np.zeros((BATCH, 4), np.float32)})  # degenerate boxes at the corner
+    return pred, boxes, window, normal, trigger
+
+
+@register("safe_stable_box_targets_in_window_frame_adam")
+def safe_stable_box_targets_in_window_frame_adam():
+    pred, boxes, window, normal, trigger = _boxes(29)
+    height, width = window[2] - window[0], window[3] - window[1]
+    target = (boxes - tf.stack([window[0], window[1], window[0], window[1]])) / tf.stack([height, width, height, width])
+    loss = tf.reduce_mean(tf.square(pred - target), name="loss")
+    train = tf.compat.v1.train.AdamOptimizer(1e-3).minimize(loss, name="train")
+    return Built(loss, train, normal, trigger, "box targets in the clip window's frame (change_coordinate_frame): "
+                 "window[2] - window[0] of stack([0, 0, h, w]) is the image height, not the packed 0")
+
+
+@register("safe_stable_box_targets_window_in_map_fn_momentum")
+def safe_stable_box_targets_window_in_map_fn_momentum():
+    pred, boxes, window, normal, trigger = _boxes(30)
+
+    def one(b):  # the window enters the map_fn's while loop (Enter)
+        return b / (window[-1] - window[1])
+
+    target = tf.map_fn(one, boxes)
+    loss = tf.reduce_mean(tf.square(pred - target), name="loss")
+    train = tf.compat.v1.train.MomentumOptimizer(1e-3, 0.9).minimize(loss, name="train")
+    return Built(loss, train, normal, trigger, "per-example box scaling inside tf.map_fn by the window's width "
+                 "(window[-1] - window[1] of stack([0, 0, h, w]), read through the loop's Enter)")
+
+
 # --- dropout whose rate comes from a keep-probability placeholder ------------------
 
 def _keep_prob():

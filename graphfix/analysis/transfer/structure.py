@@ -17,7 +17,7 @@ from graphfix.analysis.absval import (
     semantics,
 )
 from graphfix.analysis.transfer.common import bound_flags, unknown
-from graphfix.analysis.transfer.unary import boolean, neg, sqrt, square
+from graphfix.analysis.transfer.unary import boolean, cast, neg, sqrt, square
 
 
 def reduce_sum(ev, name, ins) -> AbsVal:
@@ -120,6 +120,43 @@ def pack(ev, name, ins) -> AbsVal:
 def split(ev, name, ins):
     x = ins[1] if ev.op(name) == "Split" else ins[0]
     return [x] * ev.num_outputs(name)
+
+
+_THROUGH = ("Identity", "Snapshot", "Enter", "RefEnter", "Cast")
+
+
+def strided_slice(ev, name, ins) -> AbsVal:
+    """A slice keeps its input's value, except one that picks a single element
+    of a packed vector (``tf.stack([0, 0, h, w])[2]``, through ``Enter`` and
+    ``Cast``): that element's value, not the join of every packed one."""
+    x = ins[0]
+    ir = ev.ir
+    args = ir.inputs(name)
+    if len(args) < 4 or any(ev.ir.attr(name, k) is not None and ev.ir.attr(name, k).i
+                            for k in ("begin_mask", "ellipsis_mask", "new_axis_mask")):
+        return x
+    shrink = ev.ir.attr(name, "shrink_axis_mask")
+    begin, strides = ev.const(args[1][0]), ev.const(args[3][0])
+    if shrink is None or not shrink.i & 1 or begin is None or strides is None or begin.size < 1 \
+            or strides.size < 1 or int(strides.reshape(-1)[0]) != 1:
+        return x
+    casts, t = [], args[0]
+    while ev.op(t[0]) in _THROUGH:
+        if ev.op(t[0]) == "Cast":
+            casts.append(t[0])
+        t = ir.inputs(t[0])[0]
+    axis = ev.ir.attr(t[0], "axis")
+    if ev.op(t[0]) != "Pack" or (axis is not None and axis.i != 0):
+        return x
+    packed = ir.inputs(t[0])
+    i = int(begin.reshape(-1)[0])
+    i = i + len(packed) if i < 0 else i
+    if not 0 <= i < len(packed):
+        return x
+    v = ev.value(packed[i])
+    for c in reversed(casts):
+        v = cast(ev, c, [v])
+    return v
 
 
 def unpack(ev, name, ins):
