@@ -61,7 +61,8 @@ def _soundness_graph(tf):
              tf.reduce_max(tf.nn.softmax(x), 1), tf.reduce_max(tf.nn.softmax(x), 0),
              tf.reduce_sum(tf.nn.softmax(x), 1), tf.reduce_sum(tf.nn.softmax(x), 0),
              tf.cast(tf.stack([0, 0, tf.shape(x)[0], tf.shape(x)[1]]), tf.float32)[2],
-             tf.stack([x[0], tf.zeros([4])])[-1], tf.stack([x[0], tf.zeros([4])])[0, 1:]]
+             tf.stack([x[0], tf.zeros([4])])[-1], tf.stack([x[0], tf.zeros([4])])[0, 1:],
+             tf.nn.softmax(tf.sigmoid(x)), tf.nn.softmax(30.0 * tf.tanh(x)), tf.nn.softmax(50.0 * tf.tanh(x))]
     return x, m, n, outs
 
 
@@ -162,6 +163,24 @@ def test_a_slice_that_picks_one_packed_element_has_its_value(tf):
     assert _v(num, corner).lo == _v(num, corner).hi == 0.0
     assert _v(num, both).reaches_zero()  # a slice of two elements joins them
     assert _v(num, relu_row).reaches_zero()
+
+
+def test_a_softmax_of_bounded_logits_is_positive(tf):
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 5], name="x")
+        h = tf.compat.v1.placeholder(tf.float16, [None, 5], name="h")
+        of_sigmoid = tf.nn.softmax(tf.sigmoid(x))  # inputs in [0, 1]: every entry >= e^-1 / 5
+        of_tanh = tf.nn.softmax(40.0 * tf.tanh(x))  # a gap of 80: exp(-80) / 5 is still normal in float32
+        too_wide = tf.nn.softmax(50.0 * tf.tanh(x))  # a gap of 100: exp(-100) is flushed to 0
+        free = tf.nn.softmax(x)
+        half = tf.nn.softmax(2.0 * tf.tanh(h))  # float16: exp(-4) / 5 is normal; exp(-16) is not
+        half_wide = tf.nn.softmax(8.0 * tf.tanh(h))
+    num = _numeric(g)
+    assert _v(num, of_sigmoid).positive and _v(num, of_sigmoid).lo > 0.03
+    assert _v(num, of_tanh).positive and _v(num, half).positive
+    for t in (too_wide, free, half_wide):
+        assert _v(num, t).reaches_zero(), t.name
 
 
 def test_conditions_refine_values(tf):

@@ -409,6 +409,39 @@ def safe_stable_box_targets_window_in_map_fn_momentum():
                  "(window[-1] - window[1] of stack([0, 0, h, w]), read through the loop's Enter)")
 
 
+# --- a softmax of bounded logits cannot underflow: its log is finite ----------------
+
+@register("safe_stable_log_softmax_of_sigmoid_adam")
+def safe_stable_log_softmax_of_sigmoid_adam():
+    _, y, z = _head()
+    p = tf.nn.softmax(tf.sigmoid(z))  # a sigmoid output layer fed to a softmax: logits in [0, 1]
+    loss = tf.reduce_mean(-tf.reduce_sum(y * tf.math.log(p), axis=1), name="loss")
+    train = tf.compat.v1.train.AdamOptimizer(1e-3).minimize(loss, name="train")
+    normal = _xy(31)
+    trigger = dict(normal, **{"inputs/x:0": normal["inputs/x:0"] * 1e4})  # saturated sigmoids
+    return Built(loss, train, normal, trigger, "hand-written -sum(y * log(softmax(sigmoid(z)))): every "
+                 "probability is >= e^-1 / K, so the log is finite")
+
+
+@register("safe_stable_attention_entropy_tanh_scores_momentum")
+def safe_stable_attention_entropy_tanh_scores_momentum():
+    x = placeholder("x", [BATCH, FEAT])
+    y = placeholder("y", [BATCH, K])
+    keys = tf.reshape(dense(x, 3 * 8, "net/keys", activation=tf.nn.relu), [BATCH, 3, 8])
+    query = get_var("net/query", [8], tf.compat.v1.random_normal_initializer(seed=3))
+    attn = tf.nn.softmax(10.0 * tf.tanh(tf.tensordot(keys, query, 1)))  # scores squashed to [-10, 10]
+    entropy = -tf.reduce_sum(attn * tf.math.log(attn), axis=1)
+    pooled = tf.reduce_sum(keys * tf.expand_dims(attn, -1), axis=1)
+    z = dense(pooled, K, "net/logits")
+    xent = tf.nn.softmax_cross_entropy_with_logits(labels=y, logits=z)
+    loss = tf.reduce_mean(xent - 0.01 * entropy, name="loss")
+    train = tf.compat.v1.train.MomentumOptimizer(1e-3, 0.9).minimize(loss, name="train")
+    normal = _xy(32)
+    trigger = dict(normal, **{"inputs/x:0": normal["inputs/x:0"] * 1e4})
+    return Built(loss, train, normal, trigger, "an attention entropy bonus over softmax(10 tanh(k . q)): "
+                 "each weight is >= e^-20 / 3, so log(attn) is finite")
+
+
 # --- dropout whose rate comes from a keep-probability placeholder ------------------
 
 def _keep_prob():

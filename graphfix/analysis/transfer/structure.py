@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from graphfix.analysis.absval import (
     ASSUMED,
@@ -16,6 +17,7 @@ from graphfix.analysis.absval import (
     join,
     semantics,
 )
+from graphfix.analysis.shapes import static_shape
 from graphfix.analysis.transfer.common import bound_flags, unknown
 from graphfix.analysis.transfer.unary import boolean, cast, neg, sqrt, square
 
@@ -235,9 +237,25 @@ def matmul(ev, name, ins) -> AbsVal:
 
 
 def softmax(ev, name, ins) -> AbsVal:
-    """[0, 1]; exactly 0 once a logit is ~88-104 below the row's max (a confident model)."""
+    """[0, 1]; exactly 0 once a logit is ~88-104 below the row's max (a confident model).
+
+    Logits in a bounded interval (a softmax over sigmoid or tanh outputs)
+    cannot get that far apart: each entry is ``exp(x - max) / sum`` with
+    ``exp(x - max) >= exp(lo - hi)`` and a sum of at most n terms <= 1, so
+    it is >= ``exp(lo - hi) / n`` over n classes; positive when that stays
+    a normal number of the dtype."""
     x = ins[0]
-    return AbsVal(lo=0.0, hi=1.0, zero=REACHABLE, nan=x.nan or x.inf, empty=x.empty, lo_hit=True, hi_hit=True)
+    r = AbsVal(lo=0.0, hi=1.0, zero=REACHABLE, nan=x.nan or x.inf, empty=x.empty, lo_hit=True, hi_hit=True)
+    shape = static_shape(ev.ir, (name, 0))
+    n = shape[-1] if shape else -1
+    dt = ev.dtype(name)
+    if n > 0 and dt is not None and not r.nan and not (math.isinf(x.lo) or math.isinf(x.hi)):
+        sem = semantics(dt)
+        if x.lo - x.hi > sem.exp_under:
+            floor = math.exp(x.lo - x.hi) / n / 2  # half, for the rounding of the sum
+            if floor >= sem.tiny:
+                r = dataclasses.replace(r, lo=floor, zero=NO, lo_hit=False)
+    return r
 
 
 def log_softmax(ev, name, ins) -> AbsVal:
