@@ -58,7 +58,11 @@ def _soundness_graph(tf):
              tf.math.divide_no_nan(tf.reduce_sum(x), tf.reduce_sum(mask)), tf.pow(tf.abs(x), 0.5),
              tf.minimum(x, 3.0), tf.nn.relu6(x * 3.0), tf.cast(x, tf.int32), tf.reduce_max(x, 1),
              tf.one_hot(n, 4), tf.gather(x, n % 3), tf.concat([x, tf.nn.relu(x)], 0),
-             tf.reduce_max(tf.nn.softmax(x), 1), tf.reduce_max(tf.nn.softmax(x), 0)]
+             tf.reduce_max(tf.nn.softmax(x), 1), tf.reduce_max(tf.nn.softmax(x), 0),
+             tf.reduce_sum(tf.nn.softmax(x), 1), tf.reduce_sum(tf.nn.softmax(x), 0),
+             tf.cast(tf.stack([0, 0, tf.shape(x)[0], tf.shape(x)[1]]), tf.float32)[2],
+             tf.stack([x[0], tf.zeros([4])])[-1], tf.stack([x[0], tf.zeros([4])])[0, 1:],
+             tf.nn.softmax(tf.sigmoid(x)), tf.nn.softmax(30.0 * tf.tanh(x)), tf.nn.softmax(50.0 * tf.tanh(x))]
     return x, m, n, outs
 
 
@@ -127,6 +131,56 @@ def test_the_largest_probability_of_a_softmax_row_is_positive(tf):
     assert _v(num, last).positive and _v(num, last).lo == 0.5 / 5
     assert _v(num, everything).positive
     assert _v(num, over_batch).reaches_zero()
+
+
+def test_the_sum_of_a_softmax_row_is_positive(tf):
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 5], name="x")
+        w = tf.compat.v1.get_variable("w", [5, 7], use_resource=True)
+        rows = tf.nn.softmax(tf.matmul(x, w))
+        by_row = tf.reduce_sum(rows, axis=-1, keepdims=True)  # Keras' categorical_crossentropy renormalises by it
+        steps = tf.reduce_sum(tf.nn.softmax(tf.reshape(x, [-1, 1, 5])), axis=2)
+        over_batch = tf.reduce_sum(rows, axis=0)  # a class's total over the rows: every row can starve it
+    num = _numeric(g)
+    assert _v(num, by_row).positive and _v(num, by_row).lo == 0.5 / 7
+    assert _v(num, steps).positive and _v(num, steps).lo == 0.5 / 5
+    assert _v(num, over_batch).reaches_zero()
+
+
+def test_a_slice_that_picks_one_packed_element_has_its_value(tf):
+    g = tf.Graph()
+    with g.as_default():
+        img = tf.compat.v1.placeholder(tf.float32, [None, 8, 8, 3], name="img")
+        x = tf.compat.v1.placeholder(tf.float32, [None], name="x")
+        window = tf.cast(tf.stack([0, 0, tf.shape(img)[1], tf.shape(img)[2]]), tf.float32)
+        height = window[2] - window[0]  # the object detection API's change_coordinate_frame
+        corner, far, last, both = window[0], window[2], window[-1], window[1:3]
+        relu_row = tf.stack([tf.nn.relu(x), tf.ones_like(x)])[0]
+    num = _numeric(g)
+    assert _v(num, last).positive and _v(num, far).positive
+    assert not _v(num, height).reaches_zero()  # h - 0: 0 only if a fed image is empty
+    assert _v(num, corner).lo == _v(num, corner).hi == 0.0
+    assert _v(num, both).reaches_zero()  # a slice of two elements joins them
+    assert _v(num, relu_row).reaches_zero()
+
+
+def test_a_softmax_of_bounded_logits_is_positive(tf):
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 5], name="x")
+        h = tf.compat.v1.placeholder(tf.float16, [None, 5], name="h")
+        of_sigmoid = tf.nn.softmax(tf.sigmoid(x))  # inputs in [0, 1]: every entry >= e^-1 / 5
+        of_tanh = tf.nn.softmax(40.0 * tf.tanh(x))  # a gap of 80: exp(-80) / 5 is still normal in float32
+        too_wide = tf.nn.softmax(50.0 * tf.tanh(x))  # a gap of 100: exp(-100) is flushed to 0
+        free = tf.nn.softmax(x)
+        half = tf.nn.softmax(2.0 * tf.tanh(h))  # float16: exp(-4) / 5 is normal; exp(-16) is not
+        half_wide = tf.nn.softmax(8.0 * tf.tanh(h))
+    num = _numeric(g)
+    assert _v(num, of_sigmoid).positive and _v(num, of_sigmoid).lo > 0.03
+    assert _v(num, of_tanh).positive and _v(num, half).positive
+    for t in (too_wide, free, half_wide):
+        assert _v(num, t).reaches_zero(), t.name
 
 
 def test_conditions_refine_values(tf):

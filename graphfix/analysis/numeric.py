@@ -342,8 +342,9 @@ class Numeric:
         return ("all",) if self.op(axes[0]) == "Range" else ("unknown", reduction)
 
     def softmax_peak(self, reduction: str) -> float | None:
-        """If ``reduction`` is ``reduce_max`` over the class axis of a ``Softmax``
-        (its last axis): a positive lower bound of the result, else None.
+        """If ``reduction`` is ``reduce_max`` (or ``reduce_sum``, which is no
+        smaller) over the class axis of a ``Softmax`` (its last axis): a
+        positive lower bound of the result, else None.
 
         The largest entry of a softmax row is ``exp(0) / sum`` with every
         term of the sum <= 1, so it is >= 1/n over n classes — half that, for

@@ -333,6 +333,115 @@ def safe_stable_log_max_softmax_steps_momentum():
     return Built(loss, train, normal, trigger, "log of each step's largest softmax probability (a [B, T, K] softmax)")
 
 
+# --- a softmax row renormalised by its own sum (Keras' categorical_crossentropy) ------
+
+def _renormalised_xent(p, y, axis):
+    """Keras 2's categorical_crossentropy on a softmax output: p / sum(p) over
+    the class axis, clipped to [1e-7, 1 - 1e-7], then -sum(y * log(p))."""
+    p = p / tf.reduce_sum(p, axis=axis, keepdims=True)
+    p = tf.clip_by_value(p, 1e-7, 1.0 - 1e-7)
+    return -tf.reduce_sum(y * tf.math.log(p), axis=axis)
+
+
+@register("safe_stable_softmax_renormalised_by_sum_adam")
+def safe_stable_softmax_renormalised_by_sum_adam():
+    _, y, z = _head()
+    loss = tf.reduce_mean(_renormalised_xent(tf.nn.softmax(z), y, -1), name="loss")
+    train = tf.compat.v1.train.AdamOptimizer(1e-3).minimize(loss, name="train")
+    normal = _xy(27)
+    trigger = dict(normal, **{"inputs/x:0": normal["inputs/x:0"] * 1e4})  # saturated softmax rows
+    return Built(loss, train, normal, trigger, "Keras' categorical_crossentropy: softmax / reduce_sum(softmax, -1): "
+                 "a row's sum is >= its largest probability >= 1/K")
+
+
+@register("safe_stable_sequence_softmax_renormalised_momentum")
+def safe_stable_sequence_softmax_renormalised_momentum():
+    x = placeholder("x", [BATCH, FEAT])
+    y = placeholder("y", [BATCH, 3, K])
+    z = tf.reshape(dense(dense(x, 8, "net/hidden", activation=tf.nn.relu), 3 * K, "net/logits"), [BATCH, 3, K])
+    loss = tf.reduce_mean(_renormalised_xent(tf.nn.softmax(z), y, 2), name="loss")
+    train = tf.compat.v1.train.MomentumOptimizer(1e-3, 0.9).minimize(loss, name="train")
+    rs = np.random.RandomState(28)
+    normal = {"inputs/x:0": rs.randn(BATCH, FEAT).astype(np.float32),
+              "inputs/y:0": np.eye(K, dtype=np.float32)[rs.randint(0, K, (BATCH, 3))]}
+    trigger = dict(normal, **{"inputs/x:0": normal["inputs/x:0"] * 1e4})
+    return Built(loss, train, normal, trigger, "Keras' categorical_crossentropy on a [B, T, K] softmax (a "
+                 "TimeDistributed output): renormalised by its sum over the class axis (2)")
+
+
+# --- box targets in a window's frame: a slice picks one packed element ------------
+
+def _boxes(seed):
+    images = placeholder("images", [BATCH, 8, 8, 1])
+    boxes = placeholder("boxes", [BATCH, 4])  # pixel corners (ymin, xmin, ymax, xmax)
+    pred = dense(dense(tf.reshape(images, [BATCH, 64]), 8, "net/hidden", activation=tf.nn.relu), 4, "net/boxes")
+    # the object detection API's clip window [0, 0, height, width], from the image's shape
+    window = tf.cast(tf.stack([0, 0, tf.shape(images)[1], tf.shape(images)[2]]), tf.float32)
+    rs = np.random.RandomState(seed)
+    normal = {"inputs/images:0": rs.rand(BATCH, 8, 8, 1).astype(np.float32),
+              "inputs/boxes:0": np.sort(rs.randint(0, 9, (BATCH, 4)), axis=1).astype(np.float32)}
+    trigger = dict(normal, **{"inputs/boxes:0": np.zeros((BATCH, 4), np.float32)})  # degenerate boxes at the corner
+    return pred, boxes, window, normal, trigger
+
+
+@register("safe_stable_box_targets_in_window_frame_adam")
+def safe_stable_box_targets_in_window_frame_adam():
+    pred, boxes, window, normal, trigger = _boxes(29)
+    height, width = window[2] - window[0], window[3] - window[1]
+    target = (boxes - tf.stack([window[0], window[1], window[0], window[1]])) / tf.stack([height, width, height, width])
+    loss = tf.reduce_mean(tf.square(pred - target), name="loss")
+    train = tf.compat.v1.train.AdamOptimizer(1e-3).minimize(loss, name="train")
+    return Built(loss, train, normal, trigger, "box targets in the clip window's frame (change_coordinate_frame): "
+                 "window[2] - window[0] of stack([0, 0, h, w]) is the image height, not the packed 0")
+
+
+@register("safe_stable_box_targets_window_in_map_fn_momentum")
+def safe_stable_box_targets_window_in_map_fn_momentum():
+    pred, boxes, window, normal, trigger = _boxes(30)
+
+    def one(b):  # the window enters the map_fn's while loop (Enter)
+        return b / (window[-1] - window[1])
+
+    target = tf.map_fn(one, boxes)
+    loss = tf.reduce_mean(tf.square(pred - target), name="loss")
+    train = tf.compat.v1.train.MomentumOptimizer(1e-3, 0.9).minimize(loss, name="train")
+    return Built(loss, train, normal, trigger, "per-example box scaling inside tf.map_fn by the window's width "
+                 "(window[-1] - window[1] of stack([0, 0, h, w]), read through the loop's Enter)")
+
+
+# --- a softmax of bounded logits cannot underflow: its log is finite ----------------
+
+@register("safe_stable_log_softmax_of_sigmoid_adam")
+def safe_stable_log_softmax_of_sigmoid_adam():
+    _, y, z = _head()
+    p = tf.nn.softmax(tf.sigmoid(z))  # a sigmoid output layer fed to a softmax: logits in [0, 1]
+    loss = tf.reduce_mean(-tf.reduce_sum(y * tf.math.log(p), axis=1), name="loss")
+    train = tf.compat.v1.train.AdamOptimizer(1e-3).minimize(loss, name="train")
+    normal = _xy(31)
+    trigger = dict(normal, **{"inputs/x:0": normal["inputs/x:0"] * 1e4})  # saturated sigmoids
+    return Built(loss, train, normal, trigger, "hand-written -sum(y * log(softmax(sigmoid(z)))): every "
+                 "probability is >= e^-1 / K, so the log is finite")
+
+
+@register("safe_stable_attention_entropy_tanh_scores_momentum")
+def safe_stable_attention_entropy_tanh_scores_momentum():
+    x = placeholder("x", [BATCH, FEAT])
+    y = placeholder("y", [BATCH, K])
+    keys = tf.reshape(dense(x, 3 * 8, "net/keys", activation=tf.nn.relu), [BATCH, 3, 8])
+    query = get_var("net/query", [8], tf.compat.v1.random_normal_initializer(seed=3))
+    attn = tf.nn.softmax(10.0 * tf.tanh(tf.tensordot(keys, query, 1)))  # scores squashed to [-10, 10]
+    entropy = -tf.reduce_sum(attn * tf.math.log(attn), axis=1)
+    pooled = tf.reduce_sum(keys * tf.expand_dims(attn, -1), axis=1)
+    z = dense(pooled, K, "net/logits")
+    xent = tf.nn.softmax_cross_entropy_with_logits(labels=y, logits=z)
+    loss = tf.reduce_mean(xent - 0.01 * entropy, name="loss")
+    train = tf.compat.v1.train.MomentumOptimizer(1e-3, 0.9).minimize(loss, name="train")
+    normal = _xy(32)
+    trigger = dict(normal, **{"inputs/x:0": normal["inputs/x:0"] * 1e4})
+    return Built(loss, train, normal, trigger, "an attention entropy bonus over softmax(10 tanh(k . q)): "
+                 "each weight is >= e^-20 / 3, so log(attn) is finite")
+
+
 # --- dropout whose rate comes from a keep-probability placeholder ------------------
 
 def _keep_prob():

@@ -84,6 +84,7 @@ from graphfix.analysis.transfer.structure import (
          shape_n,
          softmax,
          split,
+         strided_slice,
          switch,
          top_k,
          unique,
@@ -118,7 +119,7 @@ from graphfix.analysis.transfer.unary import (
 )
 
 _SAME = ("Identity", "Snapshot", "StopGradient", "PreventGradient", "Reshape", "Squeeze", "ExpandDims", "Transpose",
-         "Tile", "Slice", "StridedSlice", "ReverseV2", "BroadcastTo", "EnsureShape", "CheckNumerics", "Enter",
+         "Tile", "Slice", "ReverseV2", "BroadcastTo", "EnsureShape", "CheckNumerics", "Enter",
          "RefEnter", "Exit", "RefExit", "NextIteration", "RefNextIteration", "RefIdentity", "MatrixBandPart",
          "SpaceToDepth", "DepthToSpace", "SpaceToBatchND", "BatchToSpaceND", "MaxPool", "MaxPoolV2", "MaxPool3D",
          "AvgPool", "AvgPool3D", "RandomShuffle", "Cumsum", "ResizeNearestNeighbor", "ExtractImagePatches",
@@ -166,6 +167,7 @@ TRANSFER.update({
     "EuclideanNorm": euclidean_norm, "L2Loss": l2_loss, "ArgMax": arg_index, "ArgMin": arg_index,
     "Size": count, "Shape": count, "Rank": count, "ShapeN": shape_n,
     "ConcatV2": concat, "Concat": concat, "Pack": pack, "Split": split, "SplitV": split, "Unpack": unpack,
+    "StridedSlice": strided_slice,
     "Gather": gather, "GatherV2": gather, "GatherNd": gather, "Fill": fill, "OneHot": one_hot, "Pad": pad, "PadV2": pad,
     "Where": where_indices, "DynamicPartition": dynamic_partition, "ListDiff": set_diff,
     "Unique": unique, "UniqueV2": unique, "UniqueWithCounts": unique, "TopKV2": top_k, "Range": range_,

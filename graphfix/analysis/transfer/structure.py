@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from graphfix.analysis.absval import (
     ASSUMED,
@@ -16,8 +17,9 @@ from graphfix.analysis.absval import (
     join,
     semantics,
 )
+from graphfix.analysis.shapes import static_shape
 from graphfix.analysis.transfer.common import bound_flags, unknown
-from graphfix.analysis.transfer.unary import boolean, neg, sqrt, square
+from graphfix.analysis.transfer.unary import boolean, cast, neg, sqrt, square
 
 
 def reduce_sum(ev, name, ins) -> AbsVal:
@@ -29,8 +31,11 @@ def reduce_sum(ev, name, ins) -> AbsVal:
         zero = REACHABLE  # the sum of nothing is 0
     if x.nonneg:
         lo, hi = 0.0 if (x.empty or x.lo == 0) else x.lo, INF if x.hi > 0 else 0.0
+        peak = None if x.empty else ev.softmax_peak(name)
         if x.ones is not None and ev.reduces_axes(name, x.ones):
             lo, zero = 1.0, NO  # sum(exp(x - max(x))) >= 1
+        elif peak is not None:
+            lo, zero = max(lo, peak), NO  # a softmax row's sum is >= its largest probability >= 1/n
         elif x.lo > 0 and not x.empty:
             zero = NO
         return AbsVal(lo=lo, hi=hi, zero=zero if lo <= 0 else NO, nan=x.nan, inf=x.inf, empty=empty_out,
@@ -119,6 +124,43 @@ def split(ev, name, ins):
     return [x] * ev.num_outputs(name)
 
 
+_THROUGH = ("Identity", "Snapshot", "Enter", "RefEnter", "Cast")
+
+
+def strided_slice(ev, name, ins) -> AbsVal:
+    """A slice keeps its input's value, except one that picks a single element
+    of a packed vector (``tf.stack([0, 0, h, w])[2]``, through ``Enter`` and
+    ``Cast``): that element's value, not the join of every packed one."""
+    x = ins[0]
+    ir = ev.ir
+    args = ir.inputs(name)
+    if len(args) < 4 or any(ev.ir.attr(name, k) is not None and ev.ir.attr(name, k).i
+                            for k in ("begin_mask", "ellipsis_mask", "new_axis_mask")):
+        return x
+    shrink = ev.ir.attr(name, "shrink_axis_mask")
+    begin, strides = ev.const(args[1][0]), ev.const(args[3][0])
+    if shrink is None or not shrink.i & 1 or begin is None or strides is None or begin.size < 1 \
+            or strides.size < 1 or int(strides.reshape(-1)[0]) != 1:
+        return x
+    casts, t = [], args[0]
+    while ev.op(t[0]) in _THROUGH:
+        if ev.op(t[0]) == "Cast":
+            casts.append(t[0])
+        t = ir.inputs(t[0])[0]
+    axis = ev.ir.attr(t[0], "axis")
+    if ev.op(t[0]) != "Pack" or (axis is not None and axis.i != 0):
+        return x
+    packed = ir.inputs(t[0])
+    i = int(begin.reshape(-1)[0])
+    i = i + len(packed) if i < 0 else i
+    if not 0 <= i < len(packed):
+        return x
+    v = ev.value(packed[i])
+    for c in reversed(casts):
+        v = cast(ev, c, [v])
+    return v
+
+
 def unpack(ev, name, ins):
     return [ins[0]] * ev.num_outputs(name)
 
@@ -195,9 +237,25 @@ def matmul(ev, name, ins) -> AbsVal:
 
 
 def softmax(ev, name, ins) -> AbsVal:
-    """[0, 1]; exactly 0 once a logit is ~88-104 below the row's max (a confident model)."""
+    """[0, 1]; exactly 0 once a logit is ~88-104 below the row's max (a confident model).
+
+    Logits in a bounded interval (a softmax over sigmoid or tanh outputs)
+    cannot get that far apart: each entry is ``exp(x - max) / sum`` with
+    ``exp(x - max) >= exp(lo - hi)`` and a sum of at most n terms <= 1, so
+    it is >= ``exp(lo - hi) / n`` over n classes; positive when that stays
+    a normal number of the dtype."""
     x = ins[0]
-    return AbsVal(lo=0.0, hi=1.0, zero=REACHABLE, nan=x.nan or x.inf, empty=x.empty, lo_hit=True, hi_hit=True)
+    r = AbsVal(lo=0.0, hi=1.0, zero=REACHABLE, nan=x.nan or x.inf, empty=x.empty, lo_hit=True, hi_hit=True)
+    shape = static_shape(ev.ir, (name, 0))
+    n = shape[-1] if shape else -1
+    dt = ev.dtype(name)
+    if n > 0 and dt is not None and not r.nan and not (math.isinf(x.lo) or math.isinf(x.hi)):
+        sem = semantics(dt)
+        if x.lo - x.hi > sem.exp_under:
+            floor = math.exp(x.lo - x.hi) / n / 2  # half, for the rounding of the sum
+            if floor >= sem.tiny:
+                r = dataclasses.replace(r, lo=floor, zero=NO, lo_hit=False)
+    return r
 
 
 def log_softmax(ev, name, ins) -> AbsVal:
