@@ -20,8 +20,6 @@ import bisect
 import re
 from collections import defaultdict
 
-import networkx as nx
-
 # The first ``/graphfix/GF006[_1]/grad[_2]/`` of a name ends a spliced gradient prefix.
 _SPLICED = re.compile(r"/graphfix/GF\d+(?:_\d+)?/grad(?:_\d+)?/")
 _PASS_THROUGH = frozenset({"Identity", "Snapshot", "ReadVariableOp", "IdentityN", "Add", "AddV2", "AddN"})
@@ -364,5 +362,5 @@ def ancestors_of(ir, tensors) -> set[str]:
         node = t.rsplit(":", 1)[0]
         if node in ir and node not in res:
             res.add(node)
-            res |= nx.ancestors(ir.g, node)
+            res |= ir.ancestors(node)
     return res
