@@ -105,6 +105,8 @@ class GradScopes:
             nodes = self.scopes[key] = []
             self.by_op[fwd].append(gp)
             self.built_as[key] = built
+        elif nodes:  # one key (and op name) object per scope, not one per member
+            key = self.owner.get(nodes[0], key)
         nodes.append(name)
         self.owner[name] = key
 
