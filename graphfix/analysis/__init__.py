@@ -97,7 +97,7 @@ class Facts:
         ir = self.ir
         res: set[str] = set()
         for n in ir.topo_order():
-            if ir.op(n) in ranges.VARIABLE_OPS or any(s in res for s, _ in ir.inputs(n)):
+            if ir.op(n) in ranges.VARIABLE_OPS or any(s in res for s in ir.producers(n)):
                 res.add(n)
         return res
 

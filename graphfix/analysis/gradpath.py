@@ -48,6 +48,7 @@ class GradScopes:
         self.ir = ir
         real = sorted(set(prefixes), key=len, reverse=True)
         self._real = real
+        self._real_pre = tuple(p + "/" for p in real)
         self.scopes: dict[tuple[str, str], list[str]] = defaultdict(list)
         self.built_as: dict[tuple[str, str], str] = {}  # (prefix, owner) -> the op's name when it was built
         self.members: set[str] = set()
@@ -70,9 +71,9 @@ class GradScopes:
         gp = spliced_prefix(name)
         spliced = gp is not None
         if not spliced:
-            gp = next((p for p in self._real if name.startswith(p + "/")), None)
-            if gp is None:
+            if not name.startswith(self._real_pre):
                 return None
+            gp = next(p for p, pre in zip(self._real, self._real_pre) if name.startswith(pre))
         rest = name[len(gp) + 1:]
         i = rest.find("_grad/")
         if i <= 0:
@@ -118,7 +119,7 @@ class GradScopes:
         caller gives this index up: its tables are reused, not copied."""
         new = object.__new__(GradScopes)
         new.ir = ir
-        new._real = self._real
+        new._real, new._real_pre = self._real, self._real_pre
         if not self._real:
             GradScopes.__init__(new, ir, [])
             return new

@@ -150,25 +150,30 @@ class GraphIR:
         # node has some, and each producer's consumers: the one consumer's
         # name, or a dict consumer -> number of inputs reading it.
         ins, outs, ctrls, succ = self._ins, self._outs, self._ctrl, self._out = {}, {}, {}, {}
+        ops, op_names = self._ops, self._op_names = {}, {}  # node -> op; one str per op name
         coloc = self._coloc = set()
         arity = ARITY
         for dst, n in zip(names, nodes):
             srcs = []
             idxs = ctrl = None
             for s in n.input:
-                is_ctrl = s[:1] == "^"
-                if is_ctrl:
-                    src, out = s[1:], -1
+                src = canon.get(s)  # most inputs name output 0 of a node: no parsing
+                if src is not None:
+                    is_ctrl, out = False, 0
                 else:
-                    src, sep, idx = s.rpartition(":")
-                    if sep and idx.isdigit():
-                        out = int(idx)
+                    is_ctrl = s[:1] == "^"
+                    if is_ctrl:
+                        src, out = s[1:], -1
                     else:
-                        src, out = s, 0
-                c = canon.get(src)
-                if c is None:
-                    raise GraphfixError(f"node {dst!r} input {s!r} names a missing node")
-                src = c
+                        src, sep, idx = s.rpartition(":")
+                        if sep and idx.isdigit():
+                            out = int(idx)
+                        else:
+                            src, out = s, 0
+                    c = canon.get(src)
+                    if c is None:
+                        raise GraphfixError(f"node {dst!r} input {s!r} names a missing node")
+                    src = c
                 cur = succ.get(src)
                 if cur is None:
                     if src == dst:
@@ -200,9 +205,11 @@ class GraphIR:
                 ctrls[dst] = tuple(ctrl)
             if "_class" in n.attr:
                 coloc.add(dst)
-            want = arity.get(n.op)
+            op = n.op
+            op = ops[dst] = op_names.setdefault(op, op)
+            want = arity.get(op)
             if want is not None and len(srcs) != want:
-                raise GraphfixError(f"node {dst!r} ({n.op}) has {len(srcs)} data input(s), the op takes {want}: "
+                raise GraphfixError(f"node {dst!r} ({op}) has {len(srcs)} data input(s), the op takes {want}: "
                                     "the graph is malformed")
         self._names: list[str] | None = names  # names in output order (kept up to date by the edits)
         self._pending: set[str] = set()  # handed out by mutable() since the last journalled edit
@@ -211,8 +218,6 @@ class GraphIR:
         self._dangling: set[str] = set()  # targets in _locs that name no node
         self._locs_version = self.version
         self._sorted_order: list | None = None  # every node's order value, sorted (lazy)
-        self._ops: dict[str, str] = {}  # node -> op, read once from its NodeDef (mutable() forgets it)
-        self._op_names: dict[str, str] = {}  # one str per op name
 
     # ------------------------------------------------------------ session state
     @property
@@ -559,17 +564,23 @@ class GraphIR:
         return n
 
     def op(self, name: str) -> str:
-        op = self._ops.get(name)
-        if op is None:
+        try:
+            return self._ops[name]
+        except KeyError:  # edited since (mutable() forgets it)
             op = self.node(name).op
             op = self._ops[name] = self._op_names.setdefault(op, op)
-        return op
+            return op
 
     def names(self) -> list[str]:
         """Node names in output order (indexed; the edits keep the index in order)."""
         if self._names is None:
             self._names = sorted(self.order, key=self.order.__getitem__)
         return list(self._names)
+
+    def producers(self, name: str) -> tuple[str, ...]:
+        """The nodes ``name``'s data inputs read, in input order (one per input),
+        for walks that need no output index."""
+        return self._ins[name]
 
     def inputs(self, name: str) -> list[tuple[str, int]]:
         """Data inputs of ``name`` in order, as (producer, output index)."""
