@@ -855,19 +855,20 @@ class GraphIR:
         Cached per IR version."""
         if self._topo is not None and self._topo[0] == self.version:
             return list(self._topo[1])
-        order, ins, ctrls = self.order, self._ins, self._ctrl
+        order, ins, ctrls, succ = self.order, self._ins, self._ctrl, self._out
         back = {n for n in order if self.op(n) == "NextIteration"}
         indeg = {}
         for name in order:
-            d = 0
-            for src in ins[name]:
-                if src not in back and src != name:
-                    d += 1
+            t = ins[name]
             c = ctrls.get(name)
-            if c is not None:
-                for src in c:
-                    if src not in back and src != name:
-                        d += 1
+            if back:
+                d = sum(1 for src in t if src not in back and src != name)
+                if c is not None:
+                    d += sum(1 for src in c if src not in back and src != name)
+            else:
+                d = len(t) - t.count(name)
+                if c is not None:
+                    d += len(c) - c.count(name)
             indeg[name] = d
         ready = sorted((n for n, d in indeg.items() if d == 0), key=order.__getitem__, reverse=True)
         res = []
@@ -876,7 +877,16 @@ class GraphIR:
             res.append(n)
             if n in back:
                 continue
-            for dst, c in self._succ_items(n):
+            cur = succ.get(n)
+            if cur is None:
+                continue
+            if cur.__class__ is str:  # one consumer, one input (see _out)
+                if cur != n:
+                    indeg[cur] -= 1
+                    if indeg[cur] == 0:
+                        ready.append(cur)
+                continue
+            for dst, c in cur.items():
                 if dst == n:
                     continue
                 indeg[dst] -= c
