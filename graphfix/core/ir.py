@@ -590,12 +590,13 @@ class GraphIR:
         return list(zip(self._ins[name], outs))
 
     def input(self, name: str, i: int = 0) -> tuple[str, int]:
-        ins = self.inputs(name)
-        if i >= len(ins):
+        srcs = self._ins[name]
+        if i >= len(srcs):
             # A rule asks for an input every well-formed node of this op has.
-            raise GraphfixError(f"node {name!r} ({self.op(name)}) has {len(ins)} data input(s), "
+            raise GraphfixError(f"node {name!r} ({self.op(name)}) has {len(srcs)} data input(s), "
                                 f"expected at least {i + 1}: the graph is malformed")
-        return ins[i]
+        outs = self._outs.get(name)
+        return srcs[i], (outs[i] if outs is not None else 0)
 
     def consumers(self, name: str, out: int | None = None) -> list[tuple[str, int]]:
         """Data consumers of ``name`` (of its output ``out`` if given) as (consumer, input position)."""
