@@ -151,6 +151,7 @@ class GraphIR:
         # name, or a dict consumer -> number of inputs reading it.
         ins, outs, ctrls, succ = self._ins, self._outs, self._ctrl, self._out = {}, {}, {}, {}
         ops, op_names = self._ops, self._op_names = {}, {}  # node -> op; one str per op name
+        self._unread: set[str] = set()  # live nodes whose op is not in _ops (edited or added since)
         coloc = self._coloc = set()
         arity = ARITY
         for dst, n in zip(names, nodes):
@@ -552,6 +553,7 @@ class GraphIR:
         The next edit's journal entry counts ``name`` as touched."""
         self._pending.add(name)
         self._ops.pop(name, None)
+        self._unread.add(name)
         n = self._nd.get(name)
         if n is not None:
             return n
@@ -569,7 +571,22 @@ class GraphIR:
         except KeyError:  # edited since (mutable() forgets it)
             op = self.node(name).op
             op = self._ops[name] = self._op_names.setdefault(op, op)
+            self._unread.discard(name)
             return op
+
+    def has_op(self, *ops: str) -> bool:
+        """Some node's op is one of ``ops`` (without a call per node)."""
+        want = set(ops)
+        if not want.isdisjoint(self._ops.values()):
+            return True
+        return any(self.op(n) in want for n in list(self._unread) if n in self.order)
+
+    def _nodes_with_op(self, op: str) -> set[str]:
+        res = {n for n, o in self._ops.items() if o == op}
+        for n in list(self._unread):
+            if n in self.order and self.op(n) == op:
+                res.add(n)
+        return res
 
     def names(self) -> list[str]:
         """Node names in output order (indexed; the edits keep the index in order)."""
@@ -677,6 +694,7 @@ class GraphIR:
         self._outs.pop(name, None)
         self._ctrl.pop(name, None)
         self._ops.pop(name, None)  # a removed node's, if the name is used again
+        self._unread.add(name)
         self.order[name] = self._next
         if "_class" in nodedef.attr:
             self._coloc.add(name)
@@ -727,6 +745,7 @@ class GraphIR:
     def _forget(self, name: str) -> None:
         """Drop a removed node from the indexes (its inputs are unlinked already)."""
         self._ops.pop(name, None)
+        self._unread.discard(name)
         self._nd.pop(name, None)
         self._out.pop(name, None)
         del self._ins[name]
@@ -785,6 +804,8 @@ class GraphIR:
         self.order[new] = self.order.pop(old)
         self._ops.pop(old, None)
         self._ops.pop(new, None)
+        self._unread.discard(old)
+        self._unread.add(new)
         if old in self._coloc and self._locs is not None:
             self._index_locs(new)
         for dst in consumers:
@@ -857,7 +878,7 @@ class GraphIR:
         if self._topo is not None and self._topo[0] == self.version:
             return list(self._topo[1])
         order, ins, ctrls, succ = self.order, self._ins, self._ctrl, self._out
-        back = {n for n in order if self.op(n) == "NextIteration"}
+        back = self._nodes_with_op("NextIteration")
         indeg = {}
         for name in order:
             t = ins[name]
