@@ -317,7 +317,7 @@ def _cmd_check(args) -> int:
     if args.report:
         io.check_writable(args.report)
         io.check_distinct(args.report, "--report", [args.input])
-    model = graphfix.load(args.input)
+    model = graphfix.load(args.input, keep_bytes=False)  # never written back: the file's bytes can go
     report = graphfix.check(model, select=args.select, ignore=args.ignore, losses=args.loss,
                             options=_options(args))
     _emit(report, args.format, "check", args.report, no_color=args.no_color)

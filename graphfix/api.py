@@ -16,9 +16,12 @@ from graphfix.patch.regenerate import sync_meta
 from graphfix.render.report import Report
 
 
-def load(path) -> Model:
-    """Load a GraphDef (.pb/.pbtxt), MetaGraphDef (.meta) or SavedModel directory."""
-    return io.load(path)
+def load(path, keep_bytes: bool = True) -> Model:
+    """Load a GraphDef (.pb/.pbtxt), MetaGraphDef (.meta) or SavedModel directory.
+
+    ``keep_bytes=False`` drops the file's bytes once parsed, for a model that
+    is only checked (they are what makes an unchanged model save byte-identical)."""
+    return io.load(path, keep_bytes=keep_bytes)
 
 
 def save(model: Model, path, to: str | None = None) -> list[str]:

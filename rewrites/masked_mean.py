@@ -1,8 +1,6 @@
 """GF010 masked-mean."""
 from __future__ import annotations
 
-import networkx as nx
-
 from graphfix.analysis.matcher import Pattern, match
 from graphfix.analysis.structure import strip
 from graphfix.engine.passes import Rule
@@ -19,7 +17,7 @@ def _domain_guard(ir, facts, mask, values) -> bool:
     (``where(d > 0, sqrt(d), 0)``, ``where(y != 0, err / y, 0)``): 0 is the
     term's value where the test fails, not a masked-out element."""
     tested = [f.tensor[0] for f in facts.numeric.facts(mask, True)]
-    return any(t == values[0] or nx.has_path(ir.g, t, values[0]) for t in tested)
+    return any(t == values[0] or ir.has_path(t, values[0]) for t in tested)
 
 
 class MaskedMean(Rule):

@@ -1,6 +1,7 @@
-"""The networkx IR is lossless and its edit API keeps NodeDef.input and edges in step."""
+"""The IR is lossless, its edit API keeps NodeDef.input and its indexes in step, and its networkx view agrees."""
 import os
 
+import networkx as nx
 import pytest
 
 import graphfix
@@ -66,3 +67,55 @@ def test_missing_input_and_duplicates_are_errors(tf):
     gd.node.add(name="x", op="NoOp")
     with pytest.raises(GraphfixError, match="duplicate"):
         GraphIR(gd)
+
+
+def test_queries_agree_with_networkx_on_the_graph_view():
+    """ancestors/descendants/has_path/predecessors/successors answer from the
+    IR's own indexes; they must say what networkx says on ``ir.g``."""
+    model = graphfix.load(GRAPHS[0])
+    ir = GraphIR(model.graph_def)
+    g = ir.g
+    assert isinstance(g, nx.DiGraph) and list(g.nodes) == ir.names()
+    names = ir.names()
+    sample = names[:: max(1, len(names) // 40)]
+    for n in sample:
+        assert g.nodes[n]["node"] == ir.node(n)
+        assert ir.ancestors(n) == nx.ancestors(g, n)
+        assert ir.descendants(n) == nx.descendants(g, n)
+        assert set(ir.predecessors(n)) == set(g.predecessors(n))
+        assert ir.successors(n) == set(g.successors(n))
+        for m in sample[:10]:
+            assert ir.has_path(m, n) == nx.has_path(g, m, n)
+
+
+def test_graph_view_follows_edits(tf):
+    g = tf.Graph()
+    with g.as_default():
+        a = tf.constant(1.0, name="a")
+        b = tf.constant(2.0, name="b")
+        c = tf.add(a, a, name="c")
+        tf.identity(c, name="e")
+        with tf.control_dependencies([c]):
+            tf.identity(b, name="d")
+    ir = GraphIR(g.as_graph_def())
+    before = ir.g
+    assert before.edges["a", "c"] == {"count": 2} and before.edges["c", "d"] == {}
+    ir.replace_uses(("a", 0), ("b", 0))
+    ir.rename("c", "c2")
+    after = ir.g
+    assert after is not before  # the view of the earlier version is left as it was
+    assert set(after.edges) == {("b", "c2"), ("c2", "e"), ("c2", "d"), ("b", "d")}
+    assert after.edges["b", "c2"] == {"count": 2}
+    assert after.nodes["c2"]["node"].name == "c2" and "c" not in after
+    assert ir.g is after  # built once per version
+    assert ir.control_consumers("c2") == ["d"] and ir.consumers("b") == [("c2", 0), ("c2", 1), ("d", 0)]
+
+
+def test_load_without_the_file_bytes_still_saves(tmp_path):
+    kept = graphfix.load(GRAPHS[1])
+    dropped = graphfix.load(GRAPHS[1], keep_bytes=False)
+    assert kept.raw is not None and dropped.raw is None
+    out = tmp_path / "out.pb"
+    graphfix.save(dropped, str(out))
+    again = graphfix.load(str(out))
+    assert again.graph_def == kept.graph_def

@@ -44,7 +44,7 @@ class Facts:
             self.__dict__["grad_scopes"] = done.pop("grad_scopes").updated(self.ir, touched, handover=True)
         if "_by_op" in done:
             # handed over: ``prev``, if still asked, indexes the IR again
-            op_of, by_op = done.pop("_op_of"), done.pop("_by_op")
+            op_of, by_op = done.pop("_op_of", None), done.pop("_by_op")
             self.__dict__["_op_of"], self.__dict__["_by_op"] = _update_by_op(self.ir, op_of, by_op, touched)
 
     @functools.cached_property
@@ -97,7 +97,7 @@ class Facts:
         ir = self.ir
         res: set[str] = set()
         for n in ir.topo_order():
-            if ir.op(n) in ranges.VARIABLE_OPS or any(s in res for s, _ in ir.inputs(n)):
+            if ir.op(n) in ranges.VARIABLE_OPS or any(s in res for s in ir.producers(n)):
                 res.add(n)
         return res
 
@@ -152,16 +152,14 @@ class Facts:
         return controlflow.loop_nodes(self.ir)
 
     @functools.cached_property
-    def _op_of(self) -> dict[str, tuple[str, float]]:
-        """Node -> (op, place in the output order), as indexed in :attr:`_by_op`."""
-        order, ops = self.ir.order, {}
-        return {name: (ops.setdefault(op, op), order[name]) for name in self.ir.names() for op in (self.ir.op(name),)}
-
-    @functools.cached_property
     def _by_op(self) -> dict[str, list[str]]:
+        """Op -> its nodes in output order.  Updated across edits with a
+        ``_op_of`` beside it (node -> (op, place when indexed)), made at the
+        first update: a check, which edits nothing, does without."""
+        ir = self.ir
         index: dict[str, list[str]] = {}
-        for name, (op, _) in self._op_of.items():
-            index.setdefault(op, []).append(name)
+        for name in ir.names():
+            index.setdefault(ir.op(name), []).append(name)
         return index
 
     def nodes_of(self, *ops: str) -> list[str]:
@@ -176,23 +174,34 @@ class Facts:
         return ranges.Ranges(self.ir, self.numeric)
 
 
-def _update_by_op(ir, op_of: dict[str, tuple[str, float]], by_op: dict[str, list[str]], touched: set[str]):
+def _update_by_op(ir, op_of: dict[str, tuple[str, float]] | None, by_op: dict[str, list[str]], touched: set[str]):
     """The op index after edits that touched only ``touched``, updated in
     place (the caller hands it over).  ``op_of`` keeps each node's op and its
-    place when indexed, so a removed node is found by bisection."""
+    place when indexed, so a removed node is found by bisection; without it
+    (the first update) it is made here, the touched nodes filtered out of
+    their lists (an untouched node keeps its place)."""
     copied: set[str] = set()
 
     def own(op):
         copied.add(op)
         return by_op.setdefault(op, [])
 
-    placed = {name: op_of[name][1] for name in touched if name in op_of}
-    for name in touched:  # out first, all of them (by their old places), then the live ones
-        old = op_of.pop(name, None)
-        if old is not None:
-            lst = own(old[0])
-            del lst[bisect.bisect_left(lst, old[1], key=lambda n: placed[n] if n in placed else op_of[n][1])]
     order = ir.order
+    if op_of is None:
+        op_of = {}
+        for op, lst in by_op.items():
+            if not touched.isdisjoint(lst):
+                lst[:] = [n for n in lst if n not in touched]
+                copied.add(op)
+            for n in lst:
+                op_of[n] = (op, order[n])
+    else:
+        placed = {name: op_of[name][1] for name in touched if name in op_of}
+        for name in touched:  # out first, all of them (by their old places), then the live ones
+            old = op_of.pop(name, None)
+            if old is not None:
+                lst = own(old[0])
+                del lst[bisect.bisect_left(lst, old[1], key=lambda n: placed[n] if n in placed else op_of[n][1])]
     for name in sorted(touched):
         if name in ir:
             op_of[name] = (ir.op(name), order[name])

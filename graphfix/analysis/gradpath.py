@@ -20,8 +20,6 @@ import bisect
 import re
 from collections import defaultdict
 
-import networkx as nx
-
 # The first ``/graphfix/GF006[_1]/grad[_2]/`` of a name ends a spliced gradient prefix.
 _SPLICED = re.compile(r"/graphfix/GF\d+(?:_\d+)?/grad(?:_\d+)?/")
 _PASS_THROUGH = frozenset({"Identity", "Snapshot", "ReadVariableOp", "IdentityN", "Add", "AddV2", "AddN"})
@@ -50,6 +48,7 @@ class GradScopes:
         self.ir = ir
         real = sorted(set(prefixes), key=len, reverse=True)
         self._real = real
+        self._real_pre = tuple(p + "/" for p in real)
         self.scopes: dict[tuple[str, str], list[str]] = defaultdict(list)
         self.built_as: dict[tuple[str, str], str] = {}  # (prefix, owner) -> the op's name when it was built
         self.members: set[str] = set()
@@ -72,9 +71,9 @@ class GradScopes:
         gp = spliced_prefix(name)
         spliced = gp is not None
         if not spliced:
-            gp = next((p for p in self._real if name.startswith(p + "/")), None)
-            if gp is None:
+            if not name.startswith(self._real_pre):
                 return None
+            gp = next(p for p, pre in zip(self._real, self._real_pre) if name.startswith(pre))
         rest = name[len(gp) + 1:]
         i = rest.find("_grad/")
         if i <= 0:
@@ -107,6 +106,8 @@ class GradScopes:
             nodes = self.scopes[key] = []
             self.by_op[fwd].append(gp)
             self.built_as[key] = built
+        elif nodes:  # one key (and op name) object per scope, not one per member
+            key = self.owner.get(nodes[0], key)
         nodes.append(name)
         self.owner[name] = key
 
@@ -118,7 +119,7 @@ class GradScopes:
         caller gives this index up: its tables are reused, not copied."""
         new = object.__new__(GradScopes)
         new.ir = ir
-        new._real = self._real
+        new._real, new._real_pre = self._real, self._real_pre
         if not self._real:
             GradScopes.__init__(new, ir, [])
             return new
@@ -364,5 +365,5 @@ def ancestors_of(ir, tensors) -> set[str]:
         node = t.rsplit(":", 1)[0]
         if node in ir and node not in res:
             res.add(node)
-            res |= nx.ancestors(ir.g, node)
+            res |= ir.ancestors(node)
     return res

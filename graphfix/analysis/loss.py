@@ -25,8 +25,10 @@ def gradient_seeds(ir) -> list[tuple[str, str]]:
     """(gradient prefix, loss tensor) for every ``tf.gradients`` call found."""
     res = []
     for name in ir.names():
+        if ir.op(name) != "Fill":
+            continue
         m = _SEED.match(name)
-        if not m or ir.op(name) != "Fill":
+        if not m:
             continue
         gp = m.group("gp")
         loss = _loss_from_shape(ir, name) or _loss_from_consumers(ir, gp, name)

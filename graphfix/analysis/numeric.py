@@ -66,7 +66,7 @@ class Numeric:
         self._nouts: dict[str, int] = {}
         self._trained: set[str] | None = None
         self._back: dict[str, AbsVal] = {}  # loop head (Merge) -> what its NextIteration brings
-        self._stable = not any(ir.op(n) in ("NextIteration", "RefNextIteration") for n in ir.g._node)
+        self._stable = not ir.has_op("NextIteration", "RefNextIteration")
         self._vn: dict[tuple, int] | None = None  # tensor -> value number modulo the data (see congruent)
 
     def _stabilize_loops(self) -> None:

@@ -88,6 +88,6 @@ class Ranges:
             prov: dict[str, bool] = {}
             for n in ir.topo_order():
                 op = ir.op(n)
-                prov[n] = op in LEARNED_SOURCES or op in RANDOM_OPS or any(prov.get(s, True) for s, _ in ir.inputs(n))
+                prov[n] = op in LEARNED_SOURCES or op in RANDOM_OPS or any(prov.get(s, True) for s in ir.producers(n))
             self._prov = prov
         return self._prov

@@ -30,9 +30,21 @@ _TEXT_START = re.compile(rb"^\s*(#|node\s*[{<]|versions\s*[{<]|library\s*[{<]|me
                          rb"saved_model_schema_version|meta_graphs|versions\s*:|debug_info)")
 
 
-def load(path: str) -> Model:
+def load(path: str, keep_bytes: bool = True) -> Model:
     """Load a graph from ``path``: a ``.pb``/``.pbtxt`` GraphDef, a ``.meta``
-    MetaGraphDef, or a SavedModel directory (or its ``saved_model.pb``)."""
+    MetaGraphDef, or a SavedModel directory (or its ``saved_model.pb``).
+
+    The model keeps the file's bytes so that it is written back
+    byte-identical when nothing changed; ``keep_bytes=False`` lets them go
+    once parsed (a ``check`` never writes the model; an unchanged model is
+    then written as protobuf serializes it)."""
+    model = _load(path)
+    if not keep_bytes:
+        model.raw = None
+    return model
+
+
+def _load(path) -> Model:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise GraphfixError(f"{path}: no such file or directory")

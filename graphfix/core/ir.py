@@ -7,13 +7,22 @@ touches it, when the IR protects its source).  An edge ``src -> dst`` means
 ``dst``'s ``NodeDef.input`` names ``src``; its data dict is empty when one
 input does, and holds ``"count"`` when several do (``add(x, x)`` is one edge
 with ``{"count": 2}``; data and ``^control`` inputs together): read it as
-``g.edges[src, dst].get("count", 1)``.  Which output an input reads and where it sits
-in ``NodeDef.input`` are not duplicated on edges: ``NodeDef.input`` is the
-source of truth, parsed once per node into an index beside the graph
-(:meth:`GraphIR.inputs`, :meth:`GraphIR.consumers`).  Every edit goes through
-the small edit API below, which keeps the graph, the index and the NodeDefs in
-step.  ``library``, ``versions`` and node order are kept, and an unedited IR
-gives back the GraphDef it was built from.
+``g.edges[src, dst].get("count", 1)``.
+
+The networkx graph is a view, built the first time ``ir.g`` is read (and
+again after an edit: read ``ir.g`` anew after editing).  graphfix itself
+works on compact indexes beside the NodeDefs, so that checking a graph does
+not pay for a dict per node and per edge: per node its data inputs (a tuple
+of producer names, with the output indices where one is not 0), its control
+inputs where it has some, and its consumers (one name, or a dict consumer ->
+number of inputs that read it).  ``NodeDef.input`` is the source of truth,
+parsed once per node; :meth:`GraphIR.inputs`, :meth:`GraphIR.consumers`,
+:meth:`GraphIR.ancestors`, :meth:`GraphIR.descendants` … answer from the
+indexes.  A node of the source GraphDef is found by its place in it, so the
+IR holds no NodeDef object of its own until an edit copies or adds one.
+Every edit goes through the small edit API below, which keeps the indexes
+and the NodeDefs in step.  ``library``, ``versions`` and node order are
+kept, and an unedited IR gives back the GraphDef it was built from.
 
 Besides the graph, a GraphIR holds what one graphfix session learns about it
 and must carry across edits: the MetaGraphDef it came in (while-loop
@@ -84,7 +93,7 @@ def without_nodes(graph_def):
 
 
 class GraphIR:
-    """A mutable graph over NodeDefs, backed by ``networkx.DiGraph`` (see the module docstring)."""
+    """A mutable graph over NodeDefs, seen as a ``networkx.DiGraph`` (see the module docstring)."""
 
     def __init__(self, graph_def, copy: bool = True, *, meta_graph=None, arg_values=None):
         # copy=True protects ``graph_def``: a NodeDef is copied the first time
@@ -119,80 +128,97 @@ class GraphIR:
 
     def _build_indexes(self, graph_def, copy: bool) -> None:
         self._cow = copy
-        self._owned: set[str] = set()
+        self._nd: dict = {}  # NodeDefs not read from the source by index: copies made by edits, added nodes
         self._source = graph_def
+        self._src_nodes = nodes = graph_def.node
         self._journal: list[tuple[int, frozenset | None]] = [(self.version, None)]
-        g = self.g = nx.DiGraph()
-        nodes = graph_def.node
+        self._g: nx.DiGraph | None = None  # the networkx view, built on first use (see :attr:`g`)
+        self._g_version = -1
         order = self.order = {}
-        by_name = {}
+        names = []
         canon = {}  # name -> the one str object every index holds for it
         for i, n in enumerate(nodes):
             name = n.name
-            if name in by_name:
+            if name in canon:
                 raise GraphfixError(f"duplicate node name {name!r}")
-            by_name[name] = n
             canon[name] = name
             order[name] = i
-        self._next = len(nodes)
-        # Built in bulk straight into networkx's adjacency dicts (what
-        # add_edges_from makes, at a fraction of the cost): one attribute
-        # dict per (src, dst) pair, shared by _succ and _pred.
-        node_attr, succ, pred = g._node, g._succ, g._pred
-        for name, n in by_name.items():
-            node_attr[name] = {"node": n}
-            succ[name] = {}
-            pred[name] = {}
-        ins = self._ins = {}
-        self._coloc = {canon[n.name] for n in nodes if "_class" in n.attr}
+            names.append(name)
+        self._next = len(names)
+        # Data inputs as a tuple of producers per node (``_outs`` holds the
+        # output indices where one is not 0), control inputs only where a
+        # node has some, and each producer's consumers: the one consumer's
+        # name, or a dict consumer -> number of inputs reading it.
+        ins, outs, ctrls, succ = self._ins, self._outs, self._ctrl, self._out = {}, {}, {}, {}
+        ops, op_names = self._ops, self._op_names = {}, {}  # node -> op; one str per op name
+        self._unread: set[str] = set()  # live nodes whose op is not in _ops (edited or added since)
+        coloc = self._coloc = set()
         arity = ARITY
-        for n in nodes:
-            dst = canon[n.name]
-            p = pred[dst]
-            data = []
-            ctrl_seen = False
+        for dst, n in zip(names, nodes):
+            srcs = []
+            idxs = ctrl = None
             for s in n.input:
-                ctrl = s[:1] == "^"
-                if ctrl:
-                    src = s[1:]
+                src = canon.get(s)  # most inputs name output 0 of a node: no parsing
+                if src is not None:
+                    is_ctrl, out = False, 0
                 else:
-                    src, sep, idx = s.rpartition(":")
-                    if sep and idx.isdigit():
-                        out = int(idx)
+                    is_ctrl = s[:1] == "^"
+                    if is_ctrl:
+                        src, out = s[1:], -1
                     else:
-                        src, out = s, 0
-                c = canon.get(src)
-                if c is None:
-                    raise GraphfixError(f"node {dst!r} input {s!r} names a missing node")
-                src = c
-                d = p.get(src)
-                if d is None:
+                        src, sep, idx = s.rpartition(":")
+                        if sep and idx.isdigit():
+                            out = int(idx)
+                        else:
+                            src, out = s, 0
+                    c = canon.get(src)
+                    if c is None:
+                        raise GraphfixError(f"node {dst!r} input {s!r} names a missing node")
+                    src = c
+                cur = succ.get(src)
+                if cur is None:
                     if src == dst:
                         raise GraphfixError(f"the graph has a cycle: node {dst!r} reads its own output ({s!r})")
-                    p[src] = succ[src][dst] = {}
+                    succ[src] = dst
+                elif cur.__class__ is str:
+                    succ[src] = {cur: 2} if cur == dst else {cur: 1, dst: 1}
                 else:
-                    d["count"] = d.get("count", 1) + 1
-                if ctrl:
-                    ctrl_seen = True
+                    cur[dst] = cur.get(dst, 0) + 1
+                if is_ctrl:
+                    if ctrl is None:
+                        ctrl = []
+                    ctrl.append(src)
                 else:
-                    if ctrl_seen:
+                    if ctrl is not None:
                         raise GraphfixError(f"node {dst!r} has data input {s!r} after a control input: "
                                             "the graph is malformed")
-                    data.append((src, out))
-            ins[dst] = data
-            want = arity.get(n.op)
-            if want is not None and len(data) != want:
-                raise GraphfixError(f"node {dst!r} ({n.op}) has {len(data)} data input(s), the op takes {want}: "
+                    if out:
+                        if idxs is None:
+                            idxs = [0] * len(srcs)
+                        idxs.append(out)
+                    elif idxs is not None:
+                        idxs.append(0)
+                    srcs.append(src)
+            ins[dst] = tuple(srcs)
+            if idxs is not None:
+                outs[dst] = tuple(idxs)
+            if ctrl is not None:
+                ctrls[dst] = tuple(ctrl)
+            if "_class" in n.attr:
+                coloc.add(dst)
+            op = n.op
+            op = ops[dst] = op_names.setdefault(op, op)
+            want = arity.get(op)
+            if want is not None and len(srcs) != want:
+                raise GraphfixError(f"node {dst!r} ({op}) has {len(srcs)} data input(s), the op takes {want}: "
                                     "the graph is malformed")
-        self._names: list[str] | None = None  # names in output order (lazy; kept up to date by the edits)
+        self._names: list[str] | None = names  # names in output order (kept up to date by the edits)
         self._pending: set[str] = set()  # handed out by mutable() since the last journalled edit
         self._marked: set[str] | None = None  # names containing MARK (lazy)
         self._locs: dict[str, set[str]] | None = None  # colocation target -> nodes naming it (lazy)
         self._dangling: set[str] = set()  # targets in _locs that name no node
         self._locs_version = self.version
         self._sorted_order: list | None = None  # every node's order value, sorted (lazy)
-        self._ops: dict[str, str] = {}  # node -> op, read once from its NodeDef (mutable() forgets it)
-        self._op_names: dict[str, str] = {}  # one str per op name
 
     # ------------------------------------------------------------ session state
     @property
@@ -271,12 +297,171 @@ class GraphIR:
             touched |= names
         return touched
 
+    # ------------------------------------------------------------ networkx view
+    @property
+    def g(self) -> nx.DiGraph:
+        """The graph as a ``networkx.DiGraph`` (see the module docstring),
+        built on first use and again after an edit: take it anew after
+        editing the IR, as an earlier one shows the earlier version."""
+        if self._g is None or self._g_version != self.version:
+            g = nx.DiGraph()
+            nodes, succ, pred = g._node, g._succ, g._pred
+            for name in self.order:
+                nodes[name] = {"node": self.node(name)}
+                succ[name] = {}
+                pred[name] = {}
+            for name in self.order:
+                s = succ[name]
+                for dst, c in self._succ_items(name):
+                    s[dst] = {} if c == 1 else {"count": c}
+            for name in self.order:
+                p = pred[name]
+                for src in self._srcs(name):
+                    p[src] = succ[src][name]
+            self._g, self._g_version = g, self.version
+        return self._g
+
+    # ------------------------------------------------------------ adjacency
+    def _dsts(self, name: str):
+        """The consumers of ``name``, each once, in the order they were linked."""
+        cur = self._out.get(name)
+        if cur is None:
+            return ()
+        if cur.__class__ is str:
+            return (cur,)
+        return cur
+
+    def _succ_items(self, name: str):
+        """(consumer, how many of its inputs read ``name``) pairs."""
+        cur = self._out.get(name)
+        if cur is None:
+            return ()
+        if cur.__class__ is str:
+            return ((cur, 1),)
+        return cur.items()
+
+    def _succ_add(self, src: str, dst: str, count: int = 1) -> None:
+        out = self._out
+        cur = out.get(src)
+        if cur is None:
+            out[src] = dst if count == 1 else {dst: count}
+        elif cur.__class__ is str:
+            out[src] = {cur: 1 + count} if cur == dst else {cur: 1, dst: count}
+        else:
+            cur[dst] = cur.get(dst, 0) + count
+
+    def _succ_del(self, src: str, dst: str) -> None:
+        """Forget every edge ``src -> dst``."""
+        out = self._out
+        cur = out.get(src)
+        if cur is None:
+            return
+        if cur.__class__ is str:
+            if cur == dst:
+                del out[src]
+            return
+        cur.pop(dst, None)
+        if not cur:
+            del out[src]
+        elif len(cur) == 1:
+            (only, c), = cur.items()
+            if c == 1:
+                out[src] = only
+
+    def _srcs(self, name: str) -> dict[str, int]:
+        """The producers ``name`` reads (data and control), each with how many of its inputs read it."""
+        res: dict[str, int] = {}
+        for src in self._ins[name]:
+            res[src] = res.get(src, 0) + 1
+        for src in self._ctrl.get(name, ()):
+            res[src] = res.get(src, 0) + 1
+        return res
+
+    def _index_inputs(self, name: str) -> None:
+        """Read ``name``'s inputs again from its NodeDef (the links are not touched)."""
+        srcs, outs, ctrl = [], [], []
+        for s in self.node(name).input:
+            src, out, is_ctrl = parse_input(s)
+            if is_ctrl:
+                ctrl.append(src)
+            else:
+                srcs.append(src)
+                outs.append(out)
+        self._ins[name] = tuple(srcs)
+        if any(outs):
+            self._outs[name] = tuple(outs)
+        else:
+            self._outs.pop(name, None)
+        if ctrl:
+            self._ctrl[name] = tuple(ctrl)
+        else:
+            self._ctrl.pop(name, None)
+
+    def predecessors(self, name: str) -> list[str]:
+        """The nodes ``name`` reads (data and control inputs), each once, in input order."""
+        return list(self._srcs(name))
+
+    def ancestors(self, name: str) -> set[str]:
+        """Every node ``name`` depends on through data or control inputs (not ``name``
+        itself), as ``networkx.ancestors(ir.g, name)``."""
+        if name not in self.order:
+            raise GraphfixError(f"no node {name!r} in the graph")
+        ins, ctrl = self._ins, self._ctrl
+        seen: set[str] = set()
+        stack = [name]
+        while stack:
+            n = stack.pop()
+            for src in ins[n]:
+                if src not in seen:
+                    seen.add(src)
+                    stack.append(src)
+            for src in ctrl.get(n, ()):
+                if src not in seen:
+                    seen.add(src)
+                    stack.append(src)
+        seen.discard(name)
+        return seen
+
+    def descendants(self, name: str) -> set[str]:
+        """Every node that depends on ``name`` (not ``name`` itself), as
+        ``networkx.descendants(ir.g, name)``."""
+        if name not in self.order:
+            raise GraphfixError(f"no node {name!r} in the graph")
+        seen: set[str] = set()
+        stack = [name]
+        while stack:
+            for dst in self._dsts(stack.pop()):
+                if dst not in seen:
+                    seen.add(dst)
+                    stack.append(dst)
+        seen.discard(name)
+        return seen
+
+    def has_path(self, src: str, dst: str) -> bool:
+        """``dst`` is ``src`` or depends on it, as ``networkx.has_path(ir.g, src, dst)``."""
+        if src not in self.order or dst not in self.order:
+            raise GraphfixError(f"no node {src if src not in self.order else dst!r} in the graph")
+        if src == dst:
+            return True
+        ins, ctrl = self._ins, self._ctrl
+        seen = {dst}
+        stack = [dst]
+        while stack:
+            n = stack.pop()
+            for s in (*ins[n], *ctrl.get(n, ())):
+                if s == src:
+                    return True
+                if s not in seen:
+                    seen.add(s)
+                    stack.append(s)
+        return False
+
     # ------------------------------------------------------------ queries
     def __contains__(self, name: str) -> bool:
-        return name in self.g._node
+        return name in self.order
 
     def __len__(self) -> int:
-        return len(self.g._node)
+        return len(self.order)
 
     @property
     def library(self):
@@ -285,33 +470,36 @@ class GraphIR:
 
     def node(self, name: str):
         """The NodeDef of ``name`` — read only; edit through :meth:`mutable` or the edit API."""
-        return self.g._node[name]["node"]
+        n = self._nd.get(name)
+        if n is None:
+            return self._src_nodes[self.order[name]]
+        return n
 
     def colocated(self) -> list[str]:
         """Nodes that carry a colocation constraint (``_class``), in order."""
-        live = [n for n in self._coloc if n in self.g._node]
+        live = [n for n in self._coloc if n in self.order]
         return sorted(live, key=self.order.__getitem__)
 
     def marked(self) -> list[str]:
         """Nodes whose name contains ``/graphfix/`` (what graphfix built), in
         output order; indexed, so finding them does not read every name."""
         if self._marked is None:
-            self._marked = {n for n in self.g._node if MARK in n}
+            self._marked = {n for n in self.order if MARK in n}
         return sorted(self._marked, key=self.order.__getitem__)
 
     def scope_in_use(self, scope: str) -> bool:
         """A node is named ``scope`` or lives under ``scope/``."""
-        if scope in self.g._node:
+        if scope in self.order:
             return True
         pre = scope + "/"
-        names = self.marked() if MARK in pre else self.g._node
+        names = self.marked() if MARK in pre else self.order
         return any(n.startswith(pre) for n in names)
 
     def dangling_colocations(self) -> list[str]:
         """Nodes whose ``_class`` names a node that is not in the graph, or
         names one twice (in order; a superset is fine: callers read the attr
         again).  Indexed by target, so this does not read every node."""
-        live = self.g._node
+        live = self.order
         since = None if self._locs is None else self.changes_since(self._locs_version)
         if since is None:
             self._locs, self._dangling = {}, set()
@@ -337,14 +525,14 @@ class GraphIR:
         return sorted(res, key=self.order.__getitem__)
 
     def _index_locs(self, name: str) -> None:
-        n = self.g._node[name]["node"]
+        n = self.node(name)
         if "_class" in n.attr:
             locs = list(n.attr["_class"].list.s)
             for loc in locs:
                 if loc.startswith(b"loc:@"):
                     target = loc[5:].decode()
                     self._locs.setdefault(target, set()).add(name)
-                    if target not in self.g._node:
+                    if target not in self.order:
                         self._dangling.add(target)
             if len(set(locs)) < len(locs):
                 self._locs.setdefault("", set()).add(name)  # no node is named "": always listed
@@ -365,57 +553,76 @@ class GraphIR:
         The next edit's journal entry counts ``name`` as touched."""
         self._pending.add(name)
         self._ops.pop(name, None)
-        attrs = self.g._node[name]
-        if self._cow and name not in self._owned:
-            nd = type(attrs["node"])()
-            nd.CopyFrom(attrs["node"])
-            attrs["node"] = nd
-            self._owned.add(name)
-        return attrs["node"]
+        self._unread.add(name)
+        n = self._nd.get(name)
+        if n is not None:
+            return n
+        n = self._src_nodes[self.order[name]]
+        if self._cow:
+            nd = type(n)()
+            nd.CopyFrom(n)
+            n = self._nd[name] = nd
+            self._g = None  # its node attributes name the source's NodeDef
+        return n
 
     def op(self, name: str) -> str:
-        op = self._ops.get(name)
-        if op is None:
-            op = self.g._node[name]["node"].op
+        try:
+            return self._ops[name]
+        except KeyError:  # edited since (mutable() forgets it)
+            op = self.node(name).op
             op = self._ops[name] = self._op_names.setdefault(op, op)
-        return op
+            self._unread.discard(name)
+            return op
+
+    def has_op(self, *ops: str) -> bool:
+        """Some node's op is one of ``ops`` (without a call per node)."""
+        want = set(ops)
+        if not want.isdisjoint(self._ops.values()):
+            return True
+        return any(self.op(n) in want for n in list(self._unread) if n in self.order)
+
+    def _nodes_with_op(self, op: str) -> set[str]:
+        res = {n for n, o in self._ops.items() if o == op}
+        for n in list(self._unread):
+            if n in self.order and self.op(n) == op:
+                res.add(n)
+        return res
 
     def names(self) -> list[str]:
         """Node names in output order (indexed; the edits keep the index in order)."""
         if self._names is None:
-            self._names = sorted(self.g._node, key=self.order.__getitem__)
+            self._names = sorted(self.order, key=self.order.__getitem__)
         return list(self._names)
+
+    def producers(self, name: str) -> tuple[str, ...]:
+        """The nodes ``name``'s data inputs read, in input order (one per input),
+        for walks that need no output index."""
+        return self._ins[name]
 
     def inputs(self, name: str) -> list[tuple[str, int]]:
         """Data inputs of ``name`` in order, as (producer, output index)."""
-        ins = self._ins.get(name)
-        if ins is None:
-            ins = []
-            for s in self.node(name).input:
-                src, out, ctrl = parse_input(s)
-                if not ctrl:
-                    ins.append((src, out))
-            self._ins[name] = ins
-        return list(ins)
+        outs = self._outs.get(name)
+        if outs is None:
+            return [(src, 0) for src in self._ins[name]]
+        return list(zip(self._ins[name], outs))
 
     def input(self, name: str, i: int = 0) -> tuple[str, int]:
-        ins = self.inputs(name)
-        if i >= len(ins):
+        srcs = self._ins[name]
+        if i >= len(srcs):
             # A rule asks for an input every well-formed node of this op has.
-            raise GraphfixError(f"node {name!r} ({self.op(name)}) has {len(ins)} data input(s), "
+            raise GraphfixError(f"node {name!r} ({self.op(name)}) has {len(srcs)} data input(s), "
                                 f"expected at least {i + 1}: the graph is malformed")
-        return ins[i]
-
-    def _data_in(self, dst: str) -> list[tuple[str, int]]:
-        ins = self._ins.get(dst)
-        return ins if ins is not None else self.inputs(dst)
+        outs = self._outs.get(name)
+        return srcs[i], (outs[i] if outs is not None else 0)
 
     def consumers(self, name: str, out: int | None = None) -> list[tuple[str, int]]:
         """Data consumers of ``name`` (of its output ``out`` if given) as (consumer, input position)."""
         res = []
-        for dst in self.g._succ[name]:
-            for pos, (src, o) in enumerate(self._data_in(dst)):
-                if src == name and (out is None or o == out):
+        ins, outs = self._ins, self._outs
+        for dst in self._dsts(name):
+            o = outs.get(dst)
+            for pos, src in enumerate(ins[dst]):
+                if src == name and (out is None or (o[pos] if o is not None else 0) == out):
                     res.append((dst, pos))
         if len(res) > 1:
             res.sort(key=lambda t: (self.order[t[0]], t[1]))
@@ -424,24 +631,24 @@ class GraphIR:
     def outputs_read(self, name: str) -> int:
         """1 + the highest output index of ``name`` a data input reads (0 if none)."""
         n = 0
-        for dst in self.g._succ[name]:
-            for src, o in self._data_in(dst):
+        for dst in self._dsts(name):
+            for src, o in self.inputs(dst):
                 if src == name and o >= n:
                     n = o + 1
         return n
 
     def control_consumers(self, name: str) -> list[str]:
         res = []
-        for dst, d in self.g._succ[name].items():
-            if d.get("count", 1) > sum(1 for src, _ in self._data_in(dst) if src == name):
+        for dst, c in self._succ_items(name):
+            if c > self._ins[dst].count(name):
                 res.append(dst)
         return sorted(res, key=self.order.__getitem__)
 
     def successors(self, name: str) -> set[str]:
-        return set(self.g._succ[name])
+        return set(self._dsts(name))
 
     def has_consumers(self, name: str) -> bool:
-        return bool(self.g._succ[name])
+        return name in self._out
 
     def attr(self, name: str, key: str, default=None):
         n = self.node(name)
@@ -459,57 +666,58 @@ class GraphIR:
         if self._marked is not None:
             for n in touched:
                 if MARK in n:
-                    if n in self.g._node:
+                    if n in self.order:
                         self._marked.add(n)
                     else:
                         self._marked.discard(n)
 
     def _unlink_inputs(self, name: str) -> None:
-        succ = self.g._succ
-        for src in self.g._pred[name]:
-            del succ[src][name]
-        self.g._pred[name] = {}
+        for src in self._srcs(name):
+            self._succ_del(src, name)
 
     def _reindex(self, name: str) -> None:
-        self._ins.pop(name, None)
         self._unlink_inputs(name)
-        succ, p = self.g._succ, self.g._pred[name]
+        order = self.order
         for s in self.node(name).input:
-            src = parse_input(s)[0]
-            if src not in succ:
+            if parse_input(s)[0] not in order:
                 raise GraphfixError(f"node {name!r} input {s!r} names a missing node")
-            d = p.get(src)
-            if d is None:
-                p[src] = succ[src][name] = {}
-            else:
-                d["count"] = d.get("count", 1) + 1
+        self._index_inputs(name)
+        for src, c in self._srcs(name).items():
+            self._succ_add(src, name, c)
 
-    def add_node(self, nodedef) -> None:
-        """Add a NodeDef (its inputs must exist, or be added before the next edit that reads them)."""
-        if nodedef.name in self.g._node:
-            raise GraphfixError(f"cannot add node {nodedef.name!r}: the name is taken")
-        self.g.add_node(nodedef.name, node=nodedef)
-        self._ops.pop(nodedef.name, None)  # a removed node's, if the name is used again
-        self._owned.add(nodedef.name)
+    def _add(self, nodedef) -> None:
+        name = nodedef.name
+        if name in self.order:
+            raise GraphfixError(f"cannot add node {name!r}: the name is taken")
+        self._nd[name] = nodedef
+        self._ins[name] = ()  # linked by _reindex
+        self._outs.pop(name, None)
+        self._ctrl.pop(name, None)
+        self._ops.pop(name, None)  # a removed node's, if the name is used again
+        self._unread.add(name)
+        self.order[name] = self._next
         if "_class" in nodedef.attr:
-            self._coloc.add(nodedef.name)
+            self._coloc.add(name)
             if self._locs is not None:
-                self._index_locs(nodedef.name)
-        self._ins.pop(nodedef.name, None)
-        self.order[nodedef.name] = self._next
+                self._index_locs(name)
         if self._sorted_order is not None:
             self._sorted_order.append(self._next)
         if self._names is not None:
-            self._names.append(nodedef.name)  # the last place, until add_nodes moves it
+            self._names.append(name)  # the last place, until add_nodes moves it
         self._next += 1
-        self._touch((nodedef.name,))
+        self._touch((name,))
+
+    def add_node(self, nodedef) -> None:
+        """Add a NodeDef whose inputs exist (:meth:`add_nodes` adds nodes that refer to each other)."""
+        self._add(nodedef)
+        self._reindex(nodedef.name)
 
     def add_nodes(self, nodedefs, after: str | None = None) -> None:
         """Add several NodeDefs that may refer to each other, then index their
         inputs.  With ``after``, they are placed right after that node in the
         output order (so a text diff of the graph stays local)."""
         for n in nodedefs:
-            self.add_node(n)
+            self._add(n)
         for n in nodedefs:
             self._reindex(n.name)
         if after is not None and nodedefs:
@@ -534,9 +742,15 @@ class GraphIR:
             self._sorted_order = sorted(self.order.values())
         return self._sorted_order
 
-    def _forget_order(self, name: str) -> None:
-        """Drop a removed node from the indexes kept in output order (and its op)."""
+    def _forget(self, name: str) -> None:
+        """Drop a removed node from the indexes (its inputs are unlinked already)."""
         self._ops.pop(name, None)
+        self._unread.discard(name)
+        self._nd.pop(name, None)
+        self._out.pop(name, None)
+        del self._ins[name]
+        self._outs.pop(name, None)
+        self._ctrl.pop(name, None)
         if self._names is not None:
             del self._names[bisect.bisect_left(self._names, self.order[name], key=self.order.__getitem__)]
         v = self.order.pop(name)
@@ -575,26 +789,26 @@ class GraphIR:
 
     def rename(self, old: str, new: str) -> None:
         """Rename node ``old`` to ``new`` (free), updating every reference to it."""
-        if new in self.g._node:
+        if new in self.order:
             raise GraphfixError(f"cannot rename {old!r} to {new!r}: the name is taken")
-        consumers = sorted(self.g._succ[old])
+        consumers = sorted(self._dsts(old))
         n = self.mutable(old)
         n.name = new
-        self._owned.discard(old)
-        self._owned.add(new)
+        if old in self._nd:
+            self._nd[new] = self._nd.pop(old)
         if old in self._coloc:
             self._coloc.add(new)
         self._relabel(old, new)
-        self._ops.pop(new, None)
-        if old in self._coloc and self._locs is not None:
-            self._index_locs(new)
         if self._names is not None:
             self._names[bisect.bisect_left(self._names, self.order[old], key=self.order.__getitem__)] = new
         self.order[new] = self.order.pop(old)
-        self._ins.pop(old, None)
-        self._ins.pop(new, None)
+        self._ops.pop(old, None)
+        self._ops.pop(new, None)
+        self._unread.discard(old)
+        self._unread.add(new)
+        if old in self._coloc and self._locs is not None:
+            self._index_locs(new)
         for dst in consumers:
-            self._ins.pop(dst, None)
             d = self.mutable(dst)
             refs = []
             for s in d.input:
@@ -604,50 +818,46 @@ class GraphIR:
                 refs.append(s)
             del d.input[:]
             d.input.extend(refs)
+            self._index_inputs(dst)
         self._touch(consumers + [old, new])
 
     def _relabel(self, old: str, new: str) -> None:
-        """``networkx.relabel_nodes(g, {old: new}, copy=False)``, with the same
-        resulting dict orders, without its scan of every node."""
-        nodes, succ, pred = self.g._node, self.g._succ, self.g._pred
-        out, inn = list(succ[old].items()), list(pred[old].items())
-        nodes[new] = nodes[old]
-        succ[new], pred[new] = {}, {}
-        for dst in succ[old]:
-            del pred[dst][old]
-        for src in pred[old]:
-            del succ[src][old]
-        del nodes[old], succ[old], pred[old]
-        for dst, d in out:
-            succ[new][dst] = pred[dst][new] = d
-        for src, d in inn:
-            succ[src][new] = pred[new][src] = d
+        """Move ``old``'s links to ``new``, with the consumer orders
+        ``networkx.relabel_nodes(g, {old: new}, copy=False)`` leaves."""
+        out = self._out.pop(old, None)
+        if out is not None:
+            self._out[new] = out
+        for src, c in self._srcs(old).items():
+            self._succ_del(src, old)
+            self._succ_add(src, new, c)
+        for index in (self._ins, self._outs, self._ctrl):
+            if old in index:
+                index[new] = index.pop(old)
 
     def remove_node(self, name: str) -> None:
-        if self.g._succ[name]:
+        if name in self._out:
             raise GraphfixError(f"cannot remove node {name!r}: it still has consumers")
-        preds = list(self.g._pred[name])
-        self.g.remove_node(name)
-        self._ins.pop(name, None)
-        self._forget_order(name)
+        preds = list(self._srcs(name))
+        self._unlink_inputs(name)
+        self._forget(name)
         self._touch(preds + [name])
 
     def remove_dead(self, candidates) -> list[str]:
         """Remove the nodes of ``candidates`` that nothing outside the removed set consumes."""
-        cand = set(candidates) & self.g._node.keys()
+        cand = set(candidates) & self.order.keys()
         changed = True
         while changed:
             changed = False
             for name in sorted(cand):
-                if any(dst not in cand for dst in self.g._succ[name]):
+                if any(dst not in cand for dst in self._dsts(name)):
                     cand.discard(name)
                     changed = True
         removed = sorted(cand, key=self.order.__getitem__)
-        preds = {src for name in removed for src in self.g._pred[name]}
-        self.g.remove_nodes_from(removed)
+        preds = {src for name in removed for src in self._srcs(name)}
         for name in removed:
-            self._forget_order(name)
-            self._ins.pop(name, None)
+            self._unlink_inputs(name)
+        for name in removed:
+            self._forget(name)
         if removed:
             self._touch(preds | set(removed))
         return removed
@@ -667,26 +877,45 @@ class GraphIR:
         Cached per IR version."""
         if self._topo is not None and self._topo[0] == self.version:
             return list(self._topo[1])
-        nodes, succ, pred = self.g._node, self.g._succ, self.g._pred
-        back = {n for n in nodes if self.op(n) == "NextIteration"}
+        order, ins, ctrls, succ = self.order, self._ins, self._ctrl, self._out
+        back = self._nodes_with_op("NextIteration")
         indeg = {}
-        for name, srcs in pred.items():
-            indeg[name] = sum(d.get("count", 1) for src, d in srcs.items() if src not in back and src != name)
-        ready = sorted((n for n, d in indeg.items() if d == 0), key=self.order.__getitem__, reverse=True)
+        for name in order:
+            t = ins[name]
+            c = ctrls.get(name)
+            if back:
+                d = sum(1 for src in t if src not in back and src != name)
+                if c is not None:
+                    d += sum(1 for src in c if src not in back and src != name)
+            else:
+                d = len(t) - t.count(name)
+                if c is not None:
+                    d += len(c) - c.count(name)
+            indeg[name] = d
+        ready = sorted((n for n, d in indeg.items() if d == 0), key=order.__getitem__, reverse=True)
         res = []
         while ready:
             n = ready.pop()
             res.append(n)
             if n in back:
                 continue
-            for dst, d in succ[n].items():
+            cur = succ.get(n)
+            if cur is None:
+                continue
+            if cur.__class__ is str:  # one consumer, one input (see _out)
+                if cur != n:
+                    indeg[cur] -= 1
+                    if indeg[cur] == 0:
+                        ready.append(cur)
+                continue
+            for dst, c in cur.items():
                 if dst == n:
                     continue
-                indeg[dst] -= d.get("count", 1)
+                indeg[dst] -= c
                 if indeg[dst] == 0:
                     ready.append(dst)
         if len(res) != len(indeg):
-            stuck = sorted((n for n, d in indeg.items() if d > 0), key=self.order.__getitem__)
+            stuck = sorted((n for n, d in indeg.items() if d > 0), key=order.__getitem__)
             raise GraphfixError(f"the graph has a cycle outside a while loop (through node {stuck[0]!r})")
         self._topo = (self.version, res)
         return list(res)

@@ -13,7 +13,8 @@ class Model:
     ``text`` says whether the file was protobuf text format.  ``graph_def`` is
     the graph every analysis and rule works on; for a MetaGraphDef or a
     SavedModel it is the embedded one.  ``raw`` keeps the bytes of the input
-    file so that an unchanged model is written back byte-identical.
+    file so that an unchanged model is written back byte-identical (None when
+    loaded with ``keep_bytes=False``, as ``check`` does: it never writes).
     """
 
     kind: str

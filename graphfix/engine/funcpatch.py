@@ -38,8 +38,6 @@ with the reason.
 """
 from __future__ import annotations
 
-import networkx as nx
-
 from graphfix.analysis import Facts
 from graphfix.analysis.absval import join
 from graphfix.analysis.funclib import (
@@ -236,7 +234,7 @@ def _apply(ir, facts, gd, work, changed_sites, meta):
     prefixes = []
     for gp, loss in facts.seeds:
         node = parse_input(loss)[0]
-        anc = nx.ancestors(ir.g, node) | {node}
+        anc = ir.ancestors(node) | {node}
         if any(s in anc for s in changed_sites) and gp not in prefixes:
             prefixes.append(gp)
     mine = {f.signature.name for f in work.new}

@@ -18,8 +18,6 @@ a small fraction of the rewrite (bench/bench.py measures it).
 """
 from __future__ import annotations
 
-import networkx as nx
-
 from graphfix.core.optypes import is_apply
 
 
@@ -88,7 +86,7 @@ def _readers(ir, nodes) -> str:
     reach: set[str] = set()
     for n in nodes:
         if n in ir and n not in reach:
-            reach |= nx.descendants(ir.g, n)
+            reach |= ir.descendants(n)
     applies = sorted(n for n in reach if is_apply(ir.op(n)))
     if not applies:
         return ""

@@ -15,8 +15,6 @@ import gc
 import re
 import weakref
 
-import networkx as nx
-
 from graphfix.analysis.funclib import _CALL_OPS, _calls, _set_call
 from graphfix.core import tfimport
 from graphfix.core.errors import FixError
@@ -64,7 +62,7 @@ def regenerate(gd, facts, prefixes, meta, mine=frozenset()):
     drop = set(old)
     todo = list(old)
     while todo:  # everything downstream of the old gradients, in one sweep
-        for succ in work.g.successors(todo.pop()):
+        for succ in work.successors(todo.pop()):
             if succ not in drop:
                 drop.add(succ)
                 todo.append(succ)
@@ -116,7 +114,7 @@ def regenerate_local(gd, facts, prefixes, sites, mine):
         raise FixError("no gradient scope of the repaired ops")
     keep = set(sites)
     for site in sites:
-        keep |= nx.ancestors(work.g, site)
+        keep |= work.ancestors(site)
     if keep & members:
         raise FixError("a repaired op reads a gradient")
     fwd = type(gd)()
@@ -287,7 +285,7 @@ def _float_loss(work, g, seed: str, members) -> str:
     while work.op(start) in ("Identity", "Snapshot") and work.inputs(start):
         start = work.inputs(start)[0][0]
     cands = []
-    for n in sorted(nx.descendants(work.g, start), key=work.order.__getitem__):
+    for n in sorted(work.descendants(start), key=work.order.__getitem__):
         if n in members or n not in g._nodes_by_name:
             continue
         op = g.get_operation_by_name(n)

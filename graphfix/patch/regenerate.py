@@ -36,8 +36,6 @@ to pass the ``.meta``/SavedModel.
 """
 from __future__ import annotations
 
-import networkx as nx
-
 from graphfix.analysis import Facts
 from graphfix.core import tfimport
 from graphfix.core.errors import FixError, GraphfixError
@@ -420,7 +418,7 @@ def gradient_call(work, g, gp: str, loss: str, members, trainable):
     it again in scratch graph ``g``: (xs — the variables the loss depends on,
     the trainable ones when known —, grad_ys or None, gate_gradients,
     colocate_gradients_with_ops)."""
-    anc = nx.ancestors(work.g, loss.rsplit(":", 1)[0])
+    anc = work.ancestors(loss.rsplit(":", 1)[0])
     xs_names = [n for n in work.names() if n in anc and work.op(n) in VARIABLE_OPS]
     if trainable:
         xs_names = [n for n in xs_names if n in trainable] or xs_names
@@ -456,7 +454,7 @@ def _only_used_by(ir, start: set[str]) -> set[str]:
     """``start`` plus every node all of whose consumers are in the set
     (what only the old gradient used).  Nodes nothing consumes stay (sinks)."""
     dead = set(start)
-    todo = [p for n in start for p in ir.g.predecessors(n)]
+    todo = [p for n in start for p in ir.predecessors(n)]
     while todo:
         n = todo.pop()
         if n in dead:
@@ -464,7 +462,7 @@ def _only_used_by(ir, start: set[str]) -> set[str]:
         succ = ir.successors(n)
         if succ and succ <= dead:
             dead.add(n)
-            todo.extend(ir.g.predecessors(n))
+            todo.extend(ir.predecessors(n))
     return dead
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import json
 
-import networkx as nx
 import numpy as np
 
 from graphfix import api
@@ -57,7 +56,7 @@ def find_train_ops(model) -> list[str]:
         return []
     after = set(applies)
     for a in applies:
-        after |= nx.descendants(ir.g, a)
+        after |= ir.descendants(a)
     return [n for n in ir.names() if n in after and not ir.has_consumers(n) and _is_update(ir.op(n))]
 
 
@@ -79,7 +78,7 @@ def _relevant_placeholders(model, findings, phs):
             nodes = sites.get(fn, [])
         for n in nodes:
             anc.add(n)
-            anc |= nx.ancestors(ir.g, n)
+            anc |= ir.ancestors(n)
     return [p for p in phs if split_tensor(p.name)[0] in anc]
 
 
