@@ -103,6 +103,7 @@ class AppliedChecker:
                 else tf.compat.v1.global_variables_initializer()
         config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1,
                                           use_per_session_threads=True)  # as graphfix's GraphRunner
+        config.graph_options.rewrite_options.disable_meta_optimizer = True
         self.sess = tf.compat.v1.Session(graph=g, config=config)
         self.sess.run(self.init)
 

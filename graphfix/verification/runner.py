@@ -156,6 +156,11 @@ class GraphRunner:
         # could disagree.
         config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1,
                                           use_per_session_threads=True)
+        # Without Grappler: the graphs are run as written (its rewrites may
+        # reorder float arithmetic differently in the original and the fixed
+        # graph), and each new set of fetches starts in a millisecond instead
+        # of ten.
+        config.graph_options.rewrite_options.disable_meta_optimizer = True
         self.sess = tf.compat.v1.Session(graph=g, config=config)
         if self.init is not None:
             self._run(self.init)
