@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 import graphfix
@@ -110,11 +110,17 @@ def feeds(rs):
 COMPOSITION = st.tuples(st.sampled_from(INNER), st.sampled_from(MIDDLE), st.sampled_from(OUTER))
 
 
+# Hypothesis derandomizes from the function's source, so any edit would draw
+# other compositions; this pins the ones it has always drawn (the seed
+# derandomize gave the property when it was a test of its own,
+# hypothesis.internal.reflection.function_digest).
+@seed(int("422582335916937350749363010866719505907647506278955644068342"
+          "5435157323629511354603584431557976679990788087468324145"))
 @settings(max_examples=int(os.environ.get("GRAPHFIX_CHAINED_EXAMPLES", "110")), deadline=None, derandomize=True,
           suppress_health_check=list(HealthCheck))
 @given(comps=st.lists(COMPOSITION, min_size=4, max_size=4), unsafe=st.booleans(), shapes=st.booleans(),
        seed=st.integers(0, 2**31 - 1))
-def test_chained_repairs_apply_the_gradient_of_the_fixed_loss(tf, comps, unsafe, shapes, seed):
+def check_chained_repairs(tf, comps, unsafe, shapes, seed):
     gd = build(tf, comps, shapes)
     model = Model(kind="graph_def", text=False, graph_def=gd, path="composition")
     fixed, report = graphfix.rewrite(model, unsafe_fixes=unsafe)
@@ -143,8 +149,13 @@ def test_chained_repairs_apply_the_gradient_of_the_fixed_loss(tf, comps, unsafe,
         checker.close()
 
 
-def test_chained_property_totals():
-    """Runs after the property (file order): the totals the issue asks for."""
+def test_chained_repairs_apply_the_gradient_of_the_fixed_loss(tf):
+    """The property over every composition drawn, then the totals the issue
+    asks for.  One test, so that the totals never depend on which
+    pytest-xdist worker ran the property (they were two tests in file order,
+    and a worker that steals the second one saw no graph)."""
+    STATS.update(dict.fromkeys(STATS, 0))
+    check_chained_repairs(tf)
     print(f"\nchained-repair property: {STATS}")
     assert STATS["chained"] >= 300, STATS
     assert STATS["mismatches"] == 0
