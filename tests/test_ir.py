@@ -33,7 +33,8 @@ def test_edges_mirror_inputs():
         assert sum(c for _, _, c in ir.g.in_edges(n.name, data="count", default=1)) == len(n.input)
 
 
-def test_edit_api_replace_rename_remove(tf):
+def _edit_graph(tf):
+    """a, b consts; c = a + a; e = identity(c); d = identity(b) after ^c."""
     g = tf.Graph()
     with g.as_default():
         a = tf.constant(1.0, name="a")
@@ -42,7 +43,11 @@ def test_edit_api_replace_rename_remove(tf):
         tf.identity(c, name="e")
         with tf.control_dependencies([c]):
             tf.identity(b, name="d")
-    ir = GraphIR(g.as_graph_def())
+    return g.as_graph_def()
+
+
+def test_edit_api_replace_rename_remove(tf):
+    ir = GraphIR(_edit_graph(tf))
     assert ir.replace_uses(("a", 0), ("b", 0)) == ["c"]
     assert ir.inputs("c") == [("b", 0), ("b", 0)]
     assert not ir.has_consumers("a")
@@ -89,15 +94,7 @@ def test_queries_agree_with_networkx_on_the_graph_view():
 
 
 def test_graph_view_follows_edits(tf):
-    g = tf.Graph()
-    with g.as_default():
-        a = tf.constant(1.0, name="a")
-        b = tf.constant(2.0, name="b")
-        c = tf.add(a, a, name="c")
-        tf.identity(c, name="e")
-        with tf.control_dependencies([c]):
-            tf.identity(b, name="d")
-    ir = GraphIR(g.as_graph_def())
+    ir = GraphIR(_edit_graph(tf))
     before = ir.g
     assert before.edges["a", "c"] == {"count": 2} and before.edges["c", "d"] == {}
     ir.replace_uses(("a", 0), ("b", 0))
