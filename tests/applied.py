@@ -16,6 +16,8 @@ import re
 
 import numpy as np
 
+from graphfix.verification.runner import session_config
+
 # Independent of graphfix's own index (this is what checks it): TensorFlow's
 # gradient prefixes are seeded by ``<prefix>/grad_ys_N`` or ``<prefix>/Fill``;
 # graphfix splices gradients in under ``…/graphfix/<CODE>[_n]/grad[_k]/``.
@@ -101,10 +103,7 @@ class AppliedChecker:
                 self.pairs.append((op.name, var_op.name, graph_grad, fresh, tuple(var_op.outputs[0].shape)))
             self.init = g.get_operation_by_name("init") if any(o.name == "init" for o in g.get_operations()) \
                 else tf.compat.v1.global_variables_initializer()
-        config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1,
-                                          use_per_session_threads=True)  # as graphfix's GraphRunner
-        config.graph_options.rewrite_options.disable_meta_optimizer = True
-        self.sess = tf.compat.v1.Session(graph=g, config=config)
+        self.sess = tf.compat.v1.Session(graph=g, config=session_config())  # as graphfix's GraphRunner
         self.sess.run(self.init)
 
     @staticmethod

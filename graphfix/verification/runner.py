@@ -50,6 +50,23 @@ class RunError(Exception):
 
 # ------------------------------------------------------------------ discovery
 
+def session_config():
+    """The ConfigProto every verification session runs under.
+
+    One thread, and the session's own pool: a train step over ref variables
+    reads a variable another apply op may already have updated in place, so
+    the order of the ops is part of the result.  Without
+    ``use_per_session_threads`` the process-wide pool of the first session
+    (any size) would run every later one, and two runs of one graph could
+    disagree.  No Grappler: the graphs run as written (its rewrites may
+    reorder float arithmetic differently in the original and the fixed
+    graph), and each new set of fetches starts in a millisecond instead of ten."""
+    config = _tf().compat.v1.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1,
+                                         use_per_session_threads=True)
+    config.graph_options.rewrite_options.disable_meta_optimizer = True
+    return config
+
+
 def _prepared(model):
     """(graph_def or meta_graph copy for import, use_meta): devices cleared so a
     graph placed on absent GPUs runs here, unseeded random ops given a fixed
@@ -148,20 +165,7 @@ class GraphRunner:
                            if op.type.startswith("InitializeTable") or op.type == "LookupTableImportV2"]
             self.feedable = {op.name + ":0" for op in g.get_operations()
                              if op.type in ("Placeholder", "PlaceholderWithDefault")}
-        # One thread, and the session's own: a train step over ref variables
-        # reads a variable another apply op may already have updated in place,
-        # so the order of the ops is part of the result.  Without
-        # use_per_session_threads the process-wide pool of the first session
-        # (any size) would run every later one, and two runs of one graph
-        # could disagree.
-        config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1,
-                                          use_per_session_threads=True)
-        # Without Grappler: the graphs are run as written (its rewrites may
-        # reorder float arithmetic differently in the original and the fixed
-        # graph), and each new set of fetches starts in a millisecond instead
-        # of ten.
-        config.graph_options.rewrite_options.disable_meta_optimizer = True
-        self.sess = tf.compat.v1.Session(graph=g, config=config)
+        self.sess = tf.compat.v1.Session(graph=g, config=session_config())
         if self.init is not None:
             self._run(self.init)
         if self.tables:  # lookup tables the loss may read; a SavedModel's asset files from its assets/
