@@ -36,6 +36,15 @@ def spliced_prefix(name: str) -> str | None:
     return name[:m.end() - 1] if m else None
 
 
+def gated(names) -> bool:
+    """TensorFlow gated these gradient nodes (``gate_gradients``, an
+    optimizer's GATE_OP): an op's input gradients are released together
+    through ``…_grad/tuple/control_dependency``.  A regenerated gradient is
+    gated as the old one was, which keeps a ref variable's apply op from
+    running before every gradient that reads the variable."""
+    return any("/tuple/control_dependency" in n for n in names)
+
+
 class GradScopes:
     """Index of gradient-function name scopes: ``(prefix, forward op) -> nodes``.
 

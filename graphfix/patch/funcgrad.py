@@ -16,6 +16,7 @@ import re
 import weakref
 
 from graphfix.analysis.funclib import _CALL_OPS, _calls, _set_call
+from graphfix.analysis.gradpath import gated
 from graphfix.core import tfimport
 from graphfix.core.errors import FixError
 from graphfix.core.ir import GraphIR, parse_input, without_nodes
@@ -135,7 +136,7 @@ def regenerate_local(gd, facts, prefixes, sites, mine):
             ys = [t for t in op.outputs if t.dtype.is_floating or t.dtype == tf.variant]
             with g.name_scope(None):
                 gys = [tf.compat.v1.placeholder(t.dtype, t.shape, name=f"{tmp}_upstream_{j}") for j, t in enumerate(ys)]
-            gate = any("/tuple/control_dependency" in n for n in members if n.startswith(gp + "/"))
+            gate = gated(n for n in members if n.startswith(gp + "/"))
             coloc = any(_colocated_outside(work, n, gp) for n in members if n.startswith(gp + "/"))
             tf.compat.v1.gradients(ys, list(op.inputs), grad_ys=gys, name=tmp, gate_gradients=gate,
                                    colocate_gradients_with_ops=coloc)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 
 from graphfix.analysis.dtypes import FLOAT_TYPES
-from graphfix.analysis.gradpath import spliced_prefix
+from graphfix.analysis.gradpath import gated, spliced_prefix
 from graphfix.core.errors import FixError  # noqa: F401  (raised here; callers catch it)
 from graphfix.core.ir import input_ref, parse_input, tensor_name
 from graphfix.patch.scratch import (
@@ -166,12 +166,7 @@ def _build(ir, scopes, stale, inputs, outputs, scope: str, build) -> _Built:
                         if gr is not None:
                             raise FixError(f"the guard differentiates through {tensor_name(*t)}, "
                                            "which the replaced ops did not read")
-                # An optimizer's gradients are gated (GATE_OP: an op's input
-                # gradients are released together), which keeps a ref
-                # variable's apply op from running before every gradient that
-                # reads the variable: the new gradients are gated as the old were.
-                gated = any("_grad/tuple/control_dependency" in n for n in stale[gp])
-                grads = tf.compat.v1.gradients(ys, xs, grad_ys=grad_ys, name=name, gate_gradients=gated,
+                grads = tf.compat.v1.gradients(ys, xs, grad_ys=grad_ys, name=name, gate_gradients=gated(stale[gp]),
                                                unconnected_gradients=tf.UnconnectedGradients.ZERO)
             new_grads[gp] = {t: (gr.op.name, gr.value_index) for t, gr in zip(float_inputs, grads)}
     return _Built(builder=b, outs=[(t.op.name, t.value_index) for t in new_outs], float_inputs=float_inputs,

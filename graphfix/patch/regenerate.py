@@ -37,6 +37,7 @@ to pass the ``.meta``/SavedModel.
 from __future__ import annotations
 
 from graphfix.analysis import Facts
+from graphfix.analysis.gradpath import gated
 from graphfix.core import tfimport
 from graphfix.core.errors import FixError, GraphfixError
 from graphfix.core.ir import GraphIR, parse_input, without_nodes
@@ -425,7 +426,7 @@ def gradient_call(work, g, gp: str, loss: str, members, trainable):
     xs = [g.get_tensor_by_name(n + ":0") for n in xs_names]
     grad_ys = _grad_ys(work, gp)
     gy = [g.get_tensor_by_name(grad_ys)] if grad_ys else None
-    gate = any("/tuple/control_dependency" in n for n in members if n.startswith(gp + "/"))
+    gate = gated(n for n in members if n.startswith(gp + "/"))
     coloc = any(_colocated_outside(work, n, gp) for n in members if n.startswith(gp + "/"))
     return xs, gy, gate, coloc
 
