@@ -217,6 +217,8 @@ def main(argv=None) -> int:
         old_sigterm = None
     try:
         args = parser.parse_args(argv)
+        if hasattr(args, "select"):  # $GRAPHFIX_SELECT stands in for a missing --select (and keys the cache)
+            args.select = rewrites.requested(args.select)
         if args.version:
             print(f"graphfix {__version__}")
             return EXIT_CLEAN

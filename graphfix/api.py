@@ -67,8 +67,21 @@ def _run(model: Model, apply: bool, select=None, ignore=None, unsafe_fixes=False
     timing.update(rule_times)
     timing["rules"] = (time.perf_counter() - t1) * 1000 - timing.get("tensorflow_import", 0.0)
     report = Report(input=model.path, format=_format_name(model), nodes=model.node_count, losses=found_losses,
-                    findings=findings, timing_ms=timing)
+                    findings=findings, timing_ms=timing, opt_in=_opt_in_counts(ctx, select, ignore))
     return ir, report
+
+
+def _opt_in_counts(ctx, select, ignore) -> dict[str, int]:
+    """Without --select: what the opt-in rules would still report on the graph
+    as it now is (after the default rules' fixes), per code, so that the
+    report can say that ``--select ALL`` finds more.  Top-level graph only."""
+    if rewrites.requested(select):
+        return {}
+    found, _ = run(ctx, rewrites.opt_in(ignore), apply=False)
+    counts: dict[str, int] = {}
+    for f in found:
+        counts[f.code] = counts.get(f.code, 0) + 1
+    return counts
 
 
 def _format_name(model: Model) -> str:

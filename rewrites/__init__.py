@@ -6,9 +6,12 @@ guarded by GF002 is no longer a zero-denominator for anyone else).
 """
 from __future__ import annotations
 
+import os
+
 from graphfix.core.errors import GraphfixError
 from rewrites.empty_reduction import EmptyReduction
 from rewrites.exp_overflow import ExpOverflow
+from rewrites.log_picked_probability import LogPickedProbability
 from rewrites.log_probability import LogProbability
 from rewrites.log_unbounded import LogUnbounded
 from rewrites.masked_mean import MaskedMean
@@ -20,7 +23,8 @@ from rewrites.zero_denominator import ZeroDenominator
 
 # Execution order.  GF007 first: a term the user removes from training needs
 # no other guard's gradient.  GF005 before the where/mask rules: it rewrites
-# log(softmax) into a form with no singular op left.  GF003/GF006 before
+# log(softmax) into a form with no singular op left (GF011 likewise, for the
+# logs of picked probabilities GF005 leaves to it).  GF003/GF006 before
 # GF002/GF004: a division or root inside a where or a mask is theirs (one
 # double where covers it).  GF002 after GF001: a sum/size mean is GF001's.
 # The report-only rules last, so they skip what another rule already covers.
@@ -30,6 +34,7 @@ from rewrites.zero_denominator import ZeroDenominator
 RULES = [
     StopGradient,
     LogProbability,
+    LogPickedProbability,
     EmptyReduction,
     WhereGradient,
     MaskedTerm,
@@ -44,8 +49,11 @@ BY_NAME = {r.name: r for r in RULES}
 
 
 def lookup(token: str):
-    """Rules named by a code (``GF001``), a code prefix (``GF``, ``GF00``) or a name."""
+    """Rules named by a code (``GF001``), a code prefix (``GF``, ``GF00``), a
+    name, or ``ALL`` (every rule, the opt-in ones too)."""
     t = token.strip()
+    if t.upper() == "ALL":
+        return list(RULES)
     if t in BY_NAME:
         return [BY_NAME[t]]
     hits = [r for r in RULES if r.code.upper().startswith(t.upper())] if t else []
@@ -54,10 +62,31 @@ def lookup(token: str):
     return hits
 
 
+# Codes (comma-separated, as --select takes them) used when --select is not
+# given, e.g. GRAPHFIX_SELECT=ALL in a CI job that wants the opt-in rules too.
+SELECT_ENV = "GRAPHFIX_SELECT"
+
+
+def requested(select=None):
+    """The --select tokens in force: ``select``, else those of $GRAPHFIX_SELECT,
+    else None (the default set)."""
+    if select:
+        return list(select)
+    env = [t.strip() for t in os.environ.get(SELECT_ENV, "").split(",") if t.strip()]
+    return env or None
+
+
+def opt_in(ignore=None):
+    """The rules outside the default set (minus --ignore), as instances."""
+    dropped = {r for tok in ignore or () for r in lookup(tok)}
+    return [r() for r in RULES if not r.default and r not in dropped]
+
+
 def select(select=None, ignore=None):
     """Rule instances after --select / --ignore (codes, prefixes or names);
     without --select, the default set."""
     chosen = [r for r in RULES if r.default]
+    select = requested(select)
     if select:
         wanted = {r for tok in select for r in lookup(tok)}
         chosen = [r for r in RULES if r in wanted]

@@ -6,6 +6,7 @@ from graphfix.analysis.dtypes import TINY
 from graphfix.analysis.probability import (
     log_group,
     pattern,
+    picked_probability,
     probability_like,
     restructurable,
 )
@@ -26,6 +27,11 @@ class LogProbability(Rule):
         float32 a probability is exactly 0, ``log`` gives -inf, the loss is
         inf and the gradient NaN.  GAN discriminators and confident
         classifiers get there in normal training.
+
+        A log of one probability per example picked by a fed or sampled
+        index (``log(p[action])``) is GF011's, which is opt-in: in
+        policy-gradient graphs the index is an action sampled from this
+        same softmax, whose probability is not 0.
 
     Example:
         xent = -tf.reduce_sum(y * tf.math.log(tf.nn.softmax(logits)), axis=1)
@@ -50,6 +56,7 @@ class LogProbability(Rule):
     safety = "safe"
     summary = "log of a softmax/sigmoid probability that can underflow to 0 (-inf loss, NaN gradient)"
     guards = ("where",)
+    picked = False  # GF011 reports the logs of picked probabilities, GF005 the others
 
     def match(self, ctx):
         ir, facts = ctx.ir, ctx.facts
@@ -57,7 +64,7 @@ class LogProbability(Rule):
         covered = None
         for name in self.sites(ctx, "Log"):
             p = ir.input(name, 0)
-            if facts.ranges.positive(p):
+            if facts.ranges.positive(p) or picked_probability(ir, facts.ranges, name) != self.picked:
                 continue
             pat = pattern(ir, name)
             if pat is not None and not restructurable(ir, facts, log_group(ir, pat[2])):

@@ -7,6 +7,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Tests read graphfix's plain output; a CI that forces colour (FORCE_COLOR)
 # must not turn it into ANSI codes.  tests/test_cli_ux.py checks colour itself.
 os.environ.pop("FORCE_COLOR", None)
+# The tests run every rule, the opt-in ones (GF001, GF002, GF009, GF011) too:
+# most test graphs carry an empty mean or a mask-sum division, and the tests
+# are about the machinery (batch, formats, gradients, control flow), not about
+# which rules are on by default.  The default set itself is tested with this
+# unset (the `default_rules` fixture): tests/test_rules_exec.py,
+# tests/test_cli.py, tests/test_examples.py, tests/test_readme.py.
+os.environ["GRAPHFIX_SELECT"] = "ALL"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
@@ -60,3 +67,9 @@ def _graphfix_cache_dir(tmp_path_factory):
         os.environ.pop("GRAPHFIX_CACHE_DIR", None)
     else:
         os.environ["GRAPHFIX_CACHE_DIR"] = old
+
+
+@pytest.fixture
+def default_rules(monkeypatch):
+    """Run with graphfix's real default rule set (no $GRAPHFIX_SELECT)."""
+    monkeypatch.delenv("GRAPHFIX_SELECT", raising=False)

@@ -42,7 +42,7 @@ def original_runs(tf, original):
 
 @pytest.mark.parametrize("suffix", [".pb", ".pbtxt", ".meta"])
 @pytest.mark.parametrize("guard", ["cond", "where"])
-def test_fixed_detection_head_trains(tmp_path, tf, original, original_runs, suffix, guard):
+def test_fixed_detection_head_trains(tmp_path, tf, original, original_runs, suffix, guard, default_rules):
     src = tmp_path / f"model{suffix}"
     if suffix == ".pb":
         src = DETECTION
@@ -56,7 +56,7 @@ def test_fixed_detection_head_trains(tmp_path, tf, original, original_runs, suff
     out = tmp_path / f"fixed{suffix}"
     # one combination through a real `python cli.py`, the others through cli.main in this process
     run = cli if (suffix, guard) == (".pb", "cond") else run_cli
-    r = run("rewrite", src, out, "--guard", guard)
+    r = run("rewrite", "--select", "ALL", src, out, "--guard", guard)  # GF001 is opt-in, as the README says
     assert r.returncode == 0, r.stderr
     fixed = _load_graph_def(out)
 
@@ -79,3 +79,14 @@ def test_fixed_detection_head_trains(tmp_path, tf, original, original_runs, suff
     if suffix == ".meta":
         meta = graphfix.load(str(out)).meta_graph
         assert list(meta.collection_def["train_op"].node_list.value) == ["train"]
+
+
+def test_default_rules_leave_the_example_to_select_all(tmp_path, default_rules):
+    """GF001 is opt-in: without --select the example is reported clean, written
+    back byte-identical, and the report says that --select ALL finds more."""
+    out = tmp_path / "same.pb"
+    r = run_cli("rewrite", DETECTION, out)
+    assert r.returncode == 0, r.stderr
+    assert "1 more finding from opt-in rules (GF001 x1): --select ALL includes them." in r.stdout
+    with open(DETECTION, "rb") as a, open(out, "rb") as b:
+        assert a.read() == b.read()

@@ -155,7 +155,11 @@ def _scoring_setup(tmp_path, rows):
     return entries, str(judged), found
 
 
-def test_scoring_counts_true_false_unjudged_and_vanished(tmp_path):
+def test_scoring_counts_true_false_unjudged_and_vanished(tmp_path, monkeypatch):
+    import rewrites
+
+    every = [r.code for r in rewrites.RULES]
+    monkeypatch.setattr(precision, "rule_sets", lambda: (every, every))  # score GF001 (opt-in) as a default rule
     entries, judged, found = _scoring_setup(tmp_path, [])
     assert found["boolean_mask_forward"] and not found["already_guarded"]
     node, code = found["boolean_mask_forward"][0]
@@ -203,3 +207,14 @@ def test_opt_in_rules_are_judged_but_not_gated(tmp_path, monkeypatch):
     assert all(not f["default"] for f in m["findings"]) and m["findings"]
     assert m["precision"] is None and m["precision_all_rules"] == 0.0 and m["ok"]
     assert all(not m["per_rule"][c]["default"] for c in codes)
+
+
+def test_noise_policy_flags_a_default_rule_shown_to_be_under_90_percent():
+    """One-sided exact binomial test at 90 %: 6 true of 10 is shown to be
+    under it (p = 0.013), 21 of 24 or 0 of 1 is not (too few to say)."""
+    p, below = precision.below_minimum(6, 10, 0.9)
+    assert below and abs(p - 0.0128) < 1e-3
+    assert not precision.below_minimum(21, 24, 0.9)[1]
+    assert precision.below_minimum(0, 1, 0.9) == (pytest.approx(0.1), False)
+    assert precision.below_minimum(1, 3, 0.9)[1] and not precision.below_minimum(2, 3, 0.9)[1]
+    assert precision.below_minimum(0, 0, 0.9) == (None, False)

@@ -171,7 +171,7 @@ def test_masked_mean_unsafe_fix_averages_over_valid_elements(tf):
     assert run(fixed.graph_def, empty)[0] == 0.0
 
 
-def test_opt_in_rules_run_only_when_selected(monkeypatch, tf):
+def test_opt_in_rules_run_only_when_selected(monkeypatch, tf, default_rules):
     import rewrites
 
     monkeypatch.setattr(rewrites.MaskedMean, "default", False)
@@ -206,3 +206,65 @@ def test_rewrite_reports_what_check_reports_when_an_eval_metric_sits_beside_the_
     fixed, report = graphfix.rewrite(model)
     assert checked == [("GF002", "loss")] and [(f.code, f.node) for f in report.findings] == checked
     assert report.remaining == 0
+
+
+def _policy_graph(tf, form):
+    """A REINFORCE-style loss -mean(log(p[a]) * advantage), p = softmax, in one of
+    the three ways graphs pick p[a] by a fed action: gather_nd, a sum against
+    tf.one_hot(a), a sum against a one-hot fed as floats."""
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 4], name="x")
+        adv = tf.compat.v1.placeholder(tf.float32, [None], name="advantage")
+        w = tf.compat.v1.get_variable("w", [4, 3], initializer=tf.constant_initializer(
+            np.linspace(-1, 1, 12).reshape(4, 3)), use_resource=False)
+        p = tf.nn.softmax(tf.matmul(x, w))
+        if form == "gather":
+            a = tf.compat.v1.placeholder(tf.int32, [None, 2], name="actions")
+            picked = tf.gather_nd(p, a)
+        elif form == "one_hot":
+            a = tf.compat.v1.placeholder(tf.int32, [None], name="actions")
+            picked = tf.reduce_sum(p * tf.one_hot(a, 3), axis=1)
+        else:
+            a = tf.compat.v1.placeholder(tf.float32, [None, 3], name="actions")
+            picked = tf.reduce_sum(p * a, axis=1)
+        loss = tf.negative(tf.reduce_mean(tf.math.log(picked, name="logp") * adv), name="loss")
+        tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(loss, name="train")
+    return g
+
+
+@pytest.mark.parametrize("form", ["gather", "one_hot", "fed_one_hot"])
+def test_log_of_a_picked_probability_is_gf011s_opt_in(tf, form, default_rules):
+    """On-policy logs p[a] are GF011's (opt-in): the default rules report
+    nothing on them (not GF005, nor GF006 for log(p[a]) * advantage), the
+    report counts them, and --select GF011 finds and fixes them."""
+    model = _model(_policy_graph(tf, form).as_graph_def())
+    report = graphfix.check(model)
+    assert report.found == 0 and report.opt_in == {"GF011": 1}, (report.findings, report.opt_in)
+    fixed, report = graphfix.rewrite(model)
+    assert fixed is model
+    report = graphfix.check(model, select=["GF011"])
+    assert [(f.code, f.node) for f in report.findings] == [("GF011", "logp")]
+    fixed, report = graphfix.rewrite(model, select=["GF011"], unsafe_fixes=True)
+    assert report.fixed == 1
+    rs = np.random.RandomState(0)
+    feeds = {"x:0": rs.randn(4, 4).astype(np.float32) * 1e4, "advantage:0": np.ones(4, np.float32)}
+    worst = np.argmin(feeds["x:0"] @ np.linspace(-1, 1, 12).reshape(4, 3), axis=1)  # p underflows to 0 there
+    feeds["actions:0"] = {"gather": np.stack([np.arange(4), worst], 1).astype(np.int32),
+                          "one_hot": worst.astype(np.int32),
+                          "fed_one_hot": np.eye(3, dtype=np.float32)[worst]}[form]
+    before = execute(model.graph_def, feeds, ["loss:0"], None)
+    after = execute(fixed.graph_def, feeds, ["loss:0"], None)
+    assert not before.finite() and after.finite(), (before, after)
+
+
+def test_a_supervised_log_softmax_stays_gf005(tf, default_rules):
+    """-sum(y * log(softmax)) takes the log before the labels pick: GF005, on by default."""
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 4], name="x")
+        y = tf.compat.v1.placeholder(tf.float32, [None, 3], name="y")
+        w = tf.compat.v1.get_variable("w", [4, 3], use_resource=False)
+        loss = tf.negative(tf.reduce_sum(y * tf.math.log(tf.nn.softmax(tf.matmul(x, w)), name="logp")), name="loss")
+        tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(loss, name="train")
+    assert [(f.code, f.node) for f in graphfix.check(_model(g.as_graph_def())).findings] == [("GF005", "logp")]

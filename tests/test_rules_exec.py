@@ -10,12 +10,16 @@ import numpy as np
 import pytest
 
 import graphfix
+import rewrites
 from graphfix.core.model import Model
-from tests.corpus import params, safe_cases, unsafe_cases
+from tests.corpus import ALL_RULES, CASES, params, safe_cases, unsafe_cases
 from tests.corpus import shared as build
 from tests.corpus.runner import run_case
 
 RTOL = 1e-6
+DEFAULT = {r.code for r in rewrites.RULES if r.default}
+# Cases whose every hazard belongs to an opt-in rule: the default set leaves them to --select.
+OPT_IN_ONLY = [n for n in unsafe_cases() if not set(CASES[n].codes) & DEFAULT and not CASES[n].known_gap]
 
 
 def _model(case):
@@ -38,9 +42,9 @@ def _finite(res):
 @pytest.mark.parametrize("name", params(unsafe_cases()))
 def test_unsafe_case_is_repaired(name):
     case = build(name)
-    checked = {f.code for f in graphfix.check(_model(case)).findings}
+    checked = {f.code for f in graphfix.check(_model(case), select=ALL_RULES).findings}
     assert set(case.codes) <= checked <= set(case.codes) | set(case.may_also_match), checked
-    fixed, report = graphfix.rewrite(_model(case))
+    fixed, report = graphfix.rewrite(_model(case), select=ALL_RULES)
     codes = {f.code for f in report.findings}
     assert set(case.codes) <= codes, report.findings
     assert codes <= set(case.codes) | set(case.may_also_match), report.findings
@@ -49,7 +53,7 @@ def test_unsafe_case_is_repaired(name):
     if report.remaining:
         # Report-only hazards (GF008/GF009) remain: the triggering feed may hit
         # them too, so check the graph with their unsafe fixes applied as well.
-        fixed, report = graphfix.rewrite(_model(case), unsafe_fixes=True)
+        fixed, report = graphfix.rewrite(_model(case), select=ALL_RULES, unsafe_fixes=True)
         assert report.remaining == 0, report.findings
 
     steps = 1 if case.train_op else 0
@@ -64,7 +68,7 @@ def test_unsafe_case_is_repaired(name):
     trig = run_case(case, fixed.graph_def, feeds="trigger", steps=steps)
     assert _finite(trig), {k: v for k, v in trig["grads"].items() if not np.all(np.isfinite(v))}
 
-    again, report2 = graphfix.rewrite(fixed, unsafe_fixes=True)
+    again, report2 = graphfix.rewrite(fixed, select=ALL_RULES, unsafe_fixes=True)
     assert report2.found == 0 and again is fixed, report2.findings
 
 
@@ -72,6 +76,21 @@ def test_unsafe_case_is_repaired(name):
 def test_safe_case_is_untouched(name):
     case = build(name)
     model = _model(case)
-    fixed, report = graphfix.rewrite(model)
+    fixed, report = graphfix.rewrite(model, select=ALL_RULES)
     assert report.found == 0, report.findings
     assert fixed is model and not fixed.changed
+
+
+@pytest.mark.parametrize("name", OPT_IN_ONLY)
+def test_default_rules_count_opt_in_hazards_without_fixing_them(name, default_rules):
+    """Without --select, an opt-in rule's hazard is not reported or fixed, but
+    the report counts it (``opt_in``) so the text can point to --select ALL."""
+    case = build(name)
+    model = _model(case)
+    fixed, report = graphfix.rewrite(model)
+    assert not {f.code for f in report.findings} & set(case.codes), report.findings
+    assert set(case.codes) <= set(report.opt_in), report.opt_in
+    assert "--select ALL includes them" in report.render("text")
+    if not report.findings:
+        assert fixed is model and not fixed.changed
+    assert graphfix.check(model, select=list(case.codes)).opt_in == {}  # an explicit --select: no hint

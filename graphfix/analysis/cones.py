@@ -10,7 +10,7 @@ ops only.
 from __future__ import annotations
 
 from graphfix.analysis.consts import const_scalar, const_value
-from graphfix.analysis.probability import repairable_at_birth
+from graphfix.analysis.probability import picked_probability, repairable_at_birth
 from graphfix.analysis.shapes import static_rank
 from graphfix.analysis.structure import strip
 
@@ -150,7 +150,8 @@ def _repaired_at_birth(ir, facts, site) -> bool:
     softmax, an exp that underflows, a mask sum), wherever the weight is: the
     non-finite value is born in that op, and a rule repairs or reports it
     there — GF004 a root of a non-negative value, GF002 a division, GF005 a
-    log with an exact log-domain form; an exp that overflows is GF008's to
+    log with an exact log-domain form, GF011 a log of a probability picked by
+    a fed or sampled index (a policy's action); an exp that overflows is GF008's to
     report.  A double where keyed on the weight would only hide the
     masked-out elements.  So would one around a division by a scalar (a keep
     probability, a count): it cannot be 0 exactly where the weight is, and
@@ -165,8 +166,8 @@ def _repaired_at_birth(ir, facts, site) -> bool:
         return not facts.ranges.bounded_above(t) and (v.data or v.hi != float("inf"))
     if op not in _BIRTH_REPAIRS or not v.reaches_zero():
         return False
-    if op == "Log":
-        return repairable_at_birth(ir, facts, node)
+    if op == "Log":  # GF005's exact form, or a picked probability GF011 judges
+        return repairable_at_birth(ir, facts, node) or picked_probability(ir, facts.ranges, node)
     if _BIRTH_REPAIRS[op] == "GF004":
         return v.nonneg
     return True

@@ -4,13 +4,15 @@ to, and where the probability comes from."""
 from __future__ import annotations
 
 from graphfix.analysis import ranges
-from graphfix.analysis.consts import const_scalar
+from graphfix.analysis.consts import const_scalar, const_value
 from graphfix.analysis.matcher import Pattern, match_any
-from graphfix.analysis.structure import search_up
+from graphfix.analysis.structure import search_up, strip
 
 GATHERS = tuple(sorted(ranges.GATHERS))
 _PROB_PASS = ("Identity", "Reshape", "Squeeze", "ExpandDims", "Transpose", "Sum", "Mul", "Max", "Min", "Mean",
               "Select", "SelectV2", "Cast", "Tile") + GATHERS
+# Ops an index passes through unchanged in value (a sampled action squeezed, cast).
+_INDEX_PASS = ("Squeeze", "Reshape", "ExpandDims", "Cast", "StopGradient", "Identity")
 # A product whose either side can carry the probability: p * w, and a mixture w @ p.
 _PROB_PRODUCTS = ("Mul", "MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3")
 
@@ -98,3 +100,39 @@ def repairable_at_birth(ir, facts, log: str) -> bool:
     """``log`` has an exact log-domain form that can replace it (GF005's safe fix)."""
     pat = pattern(ir, log)
     return pat is not None and restructurable(ir, facts, log_group(ir, pat[2]))
+
+
+def _varies(ir, ranges_, t) -> bool:
+    """``t`` changes per batch without being trained: fed, or drawn at
+    random (an action sampled in the graph), and not a constant."""
+    if const_value(ir, strip(ir, t)[0]) is None and ranges_.data_only(t):
+        return True
+    return search_up(ir, t, lambda op, ins: op in ranges.RANDOM_OPS or (ins[:1] if op in _INDEX_PASS else ()))
+
+
+def picked_probability(ir, ranges_, log: str) -> bool:
+    """``log`` takes the log of one softmax probability per example, picked
+    by a per-batch index: gathered at fed or sampled indices, or summed
+    against a one-hot of them (a ``OneHot`` op, or a one-hot fed as floats).
+
+    In a policy-gradient graph the index is the action sampled from this
+    same softmax, whose probability is not 0; with a supervised label it is
+    GF005's hazard.  The graph does not say which, so GF011 (opt-in) owns
+    these logs and GF005, GF006 and GF009 leave them alone."""
+    pat = pattern(ir, log)
+    if pat is not None:
+        kind, region = pat[0], pat[1]
+        if kind == "gather_log_softmax":
+            return _varies(ir, ranges_, ir.input(region[1], 1))
+        if kind == "onehot_log_softmax":
+            return _varies(ir, ranges_, ir.input(pat[3][0], 0))
+        return False
+    total = strip(ir, ir.input(log, 0))
+    if ir.op(total[0]) != "Sum":
+        return False
+    prod = strip(ir, ir.input(total[0], 0))
+    if ir.op(prod[0]) != "Mul":
+        return False
+    a, b = ir.inputs(prod[0])[:2]
+    return any(ir.op(strip(ir, p)[0]) == "Softmax" and ranges_.data_only(w) and
+               const_value(ir, strip(ir, w)[0]) is None for p, w in ((a, b), (b, a)))

@@ -29,6 +29,7 @@ class Report:
     nodes_out: int | None = None
     dropped: list[str] = dataclasses.field(default_factory=list)  # what a --to conversion left out
     verify: dict | None = None  # rewrite --verify: {"ok": bool, "failed": [which check failed, ...]}
+    opt_in: dict[str, int] = dataclasses.field(default_factory=dict)  # code -> findings of unselected opt-in rules
 
     @property
     def verify_failed(self) -> bool:
@@ -75,7 +76,8 @@ class Report:
                 "timing_ms": {k: round(v, 3) for k, v in self.timing_ms.items()},
                 **({"output": self.output, "nodes_out": self.nodes_out} if self.output else {}),
                 **({"dropped": list(self.dropped)} if self.dropped else {}),
-                **({"verify": self.verify} if self.verify is not None else {})}
+                **({"verify": self.verify} if self.verify is not None else {}),
+                **({"opt_in": dict(self.opt_in)} if self.opt_in else {})}
 
 
 def text_lines(report: Report, mode: str = "check") -> list[list[tuple[str, str]]]:
@@ -119,6 +121,11 @@ def text_lines(report: Report, mode: str = "check") -> list[list[tuple[str, str]
             line.append((f" {hidden} hidden fix{'es' if hidden != 1 else ''} can be enabled with --unsafe-fixes.",
                          ""))
         lines.append(line)
+    if report.opt_in:
+        n = sum(report.opt_in.values())
+        codes = ", ".join(f"{c} x{k}" for c, k in sorted(report.opt_in.items()))
+        lines.append([(f"{n} more finding{'s' if n != 1 else ''} from opt-in rules ({codes}): "
+                       "--select ALL includes them.", "note")])
     if report.dropped:
         lines.append([(f"{report.output}: converted; dropped {'; '.join(report.dropped)}.", "note")])
     if report.verify is not None:

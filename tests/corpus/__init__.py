@@ -34,7 +34,9 @@ import tensorflow as tf
 tf.compat.v1.disable_eager_execution()
 tf.compat.v1.disable_control_flow_v2()
 
-HAZARD_CODES = ("GF001", "GF002", "GF003", "GF004", "GF005", "GF006", "GF007", "GF008", "GF009", "GF010")
+HAZARD_CODES = ("GF001", "GF002", "GF003", "GF004", "GF005", "GF006", "GF007", "GF008", "GF009", "GF010", "GF011")
+# The corpus is run with every rule, the opt-in ones (GF001, GF002, GF009, GF011) too.
+ALL_RULES = ("ALL",)
 
 
 @dataclasses.dataclass

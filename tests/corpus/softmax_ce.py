@@ -55,7 +55,7 @@ def softmax_ce_manual_log_softmax_adam():
     return Built(total, train, normal, trigger, desc)
 
 
-@register("softmax_ce_true_class_prob_sgd", ("GF005",))
+@register("softmax_ce_true_class_prob_sgd", ("GF011",))
 def softmax_ce_true_class_prob_sgd():
     x = placeholder("features", [BATCH, FEAT])
     labels = placeholder("labels", [BATCH], tf.int32)

@@ -26,7 +26,12 @@ rewrite applies the rules one after another to the graph the previous ones
 changed, so it can report terms check never showed (and miss ones an earlier
 fix covered).  That list is informational; it does not change the exit status.
 
-Exit status: 0 every finding judged and precision >= --min; 1 not; 2 nothing
+Issue 11's noise policy is checked too: a default rule whose judged
+findings show its precision is under --min (one-sided exact binomial test,
+p < 0.05: "cannot reach" it) fails the run until the rule is made opt-in.
+
+Exit status: 0 every finding judged, precision >= --min and no default rule
+shown to be under it; 1 not; 2 nothing
 to measure (no extracted files — run fetch.py first) or a bad judged.csv.
 """
 from __future__ import annotations
@@ -34,6 +39,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import sys
 import time
@@ -76,7 +82,7 @@ def rule_sets():
     """(codes of the default rule set, codes of every rule)."""
     import rewrites
 
-    return [r.code for r in rewrites.select()], [r.code for r in rewrites.RULES]
+    return [r.code for r in rewrites.RULES if r.default], [r.code for r in rewrites.RULES]
 
 
 def run_graphfix(entries, root: str):
@@ -132,6 +138,21 @@ def _precision(true: int, judged: int):
     return true / judged if judged else None
 
 
+ALPHA = 0.05  # issue 11's noise policy, as a test: a rule "cannot reach" the minimum when
+
+
+def below_minimum(true: int, judged: int, minimum: float, alpha: float = ALPHA) -> tuple[float | None, bool]:
+    """(p, below): ``p`` is the chance of ``true`` or fewer true findings out of
+    ``judged`` for a rule whose precision were exactly ``minimum`` (one-sided
+    exact binomial test); ``below`` when p < ``alpha``, i.e. the judged
+    findings show the rule's precision is under the minimum.  Such a rule
+    leaves the default set (``default = False``)."""
+    if not judged:
+        return None, False
+    p = sum(math.comb(judged, k) * minimum ** k * (1 - minimum) ** (judged - k) for k in range(true + 1))
+    return p, p < alpha
+
+
 def measure(root: str = fetch.FILES, judged_path: str = JUDGED, minimum: float = 0.90, entries=None) -> dict:
     """Run graphfix over the extracted files and compare with the judged table."""
     entries = fetch.load_manifest() if entries is None else entries
@@ -168,12 +189,15 @@ def measure(root: str = fetch.FILES, judged_path: str = JUDGED, minimum: float =
     fixed_errors = [k[0] for k in judged if k[2] == LOAD_ERROR and k[0] in results and results[k[0]]["error"] is None]
     for stats in per_rule.values():
         stats["precision"] = _precision(stats["true"], stats["true"] + stats["false"])
+        stats["p_value"], stats["below_minimum"] = below_minimum(stats["true"], stats["true"] + stats["false"],
+                                                                 minimum)
+    noisy_defaults = sorted(c for c, st in per_rule.items() if st["default"] and st["below_minimum"])
     d_true = sum(1 for f in findings if f["default"] and f["verdict"] == "true")
     d_judged = sum(1 for f in findings if f["default"] and f["verdict"])
     a_true = sum(1 for f in findings if f["verdict"] == "true")
     a_judged = sum(1 for f in findings if f["verdict"])
     precision = _precision(d_true, d_judged)
-    ok = not unjudged and not new_errors and (precision is None or precision >= minimum)
+    ok = not unjudged and not new_errors and not noisy_defaults and (precision is None or precision >= minimum)
     return {
         "files": len(results), "manifest": len(entries),
         "repos": len({e["repo"] for e in entries if e["id"] in results}),
@@ -182,7 +206,7 @@ def measure(root: str = fetch.FILES, judged_path: str = JUDGED, minimum: float =
         "precision": precision, "true": d_true, "judged": d_judged,
         "precision_all_rules": _precision(a_true, a_judged), "true_all_rules": a_true, "judged_all_rules": a_judged,
         "unjudged": unjudged, "vanished": vanished, "load_errors": errors, "new_load_errors": new_errors,
-        "load_errors_gone": fixed_errors, "minimum": minimum, "ok": ok,
+        "load_errors_gone": fixed_errors, "minimum": minimum, "ok": ok, "noisy_defaults": noisy_defaults,
         "seconds": round(sum(r["seconds"] for r in results.values()), 2),
     }
 
@@ -195,14 +219,19 @@ def render_text(m: dict) -> str:
     lines = [f"{m['files']} of {m['manifest']} manifest files present ({m['repos']} repositories), "
              f"checked in {m['seconds']} s; {m['files_with_findings']} with findings, "
              f"{len(m['files_without_findings'])} without, {len(m['load_errors'])} graphfix cannot load", "",
-             "rule    default  found  true  false  unjudged  precision"]
+             "rule    default  found  true  false  unjudged  precision  p(at 90 %)"]
     for code, s in sorted(m["per_rule"].items()):
+        pv = s.get("p_value")
         lines.append(f"{code:7} {'yes' if s['default'] else 'no':>7}  {s['found']:5}  {s['true']:4}  {s['false']:5}"
-                     f"  {s['unjudged']:8}  {_pct(s['precision']):>9}")
+                     f"  {s['unjudged']:8}  {_pct(s['precision']):>9}  "
+                     f"{'' if pv is None else f'{pv:.3f}'}{'  below' if s.get('below_minimum') else ''}")
     lines += ["", f"precision (default rules): {m['true']}/{m['judged']} = {_pct(m['precision'])} "
                   f"(minimum {_pct(m['minimum'])})",
               f"precision (all rules):     {m['true_all_rules']}/{m['judged_all_rules']} = "
               f"{_pct(m['precision_all_rules'])}"]
+    if m.get("noisy_defaults"):
+        lines += ["", f"default rules whose precision is shown to be under {_pct(m['minimum'])} (p < {ALPHA}): "
+                      f"{', '.join(m['noisy_defaults'])} — issue 11's noise policy makes them opt-in"]
     if m["unjudged"]:
         lines += ["", f"{len(m['unjudged'])} unjudged finding(s) — add a line each to judged.csv:"]
         lines += [f"  {f['file_id']},{f['node']},{f['code']},?,?" for f in m["unjudged"]]
