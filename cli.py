@@ -292,9 +292,10 @@ def _dispatch(args) -> int:
 
 
 def _cmd_rules() -> int:
-    print(f"{'code':6}  {'name':24}  {'fix':6}  {'set':7}  summary")
+    w = max(len(r.name) for r in rewrites.RULES)
+    print(f"{'code':6}  {'name':{w}}  {'fix':6}  {'set':7}  summary")
     for r in sorted(rewrites.RULES, key=lambda r: r.code):
-        print(f"{r.code:6}  {r.name:24}  {r.safety:6}  {'default' if r.default else 'opt-in':7}  {r.summary}")
+        print(f"{r.code:6}  {r.name:{w}}  {r.safety:6}  {'default' if r.default else 'opt-in':7}  {r.summary}")
     return EXIT_CLEAN
 
 
