@@ -475,6 +475,10 @@ class GraphIR:
             return self._src_nodes[self.order[name]]
         return n
 
+    def reads_other_outputs(self) -> list[str]:
+        """The nodes with a data input that reads an output other than 0 (from the index, not the NodeDefs)."""
+        return list(self._outs)
+
     def colocated(self) -> list[str]:
         """Nodes that carry a colocation constraint (``_class``), in order."""
         live = [n for n in self._coloc if n in self.order]
