@@ -81,7 +81,8 @@ class Numeric:
         (nothing kept) in a graph with v1 loops, whose values are a fixpoint
         over the whole graph, or when the trained variables changed."""
         ir = self.ir
-        if self._back or not self._stable or ir.has_op("NextIteration", "RefNextIteration"):
+        if self._back or not self._stable or any(
+                ir.op(n) in ("NextIteration", "RefNextIteration") for n in touched if n in ir):
             return False
         if self._trained is not None and (not touched.isdisjoint(self._trained_from) or any(
                 ir.op(n).startswith(_APPLY) for n in touched if n in ir)):

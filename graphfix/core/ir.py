@@ -215,6 +215,7 @@ class GraphIR:
         self._names: list[str] | None = names  # names in output order (kept up to date by the edits)
         self._pending: set[str] = set()  # handed out by mutable() since the last journalled edit
         self._marked: set[str] | None = None  # names containing MARK (lazy)
+        self._marked_sorted: list[str] = []  # the same, sorted by name (for scope_in_use)
         self._locs: dict[str, set[str]] | None = None  # colocation target -> nodes naming it (lazy)
         self._dangling: set[str] = set()  # targets in _locs that name no node
         self._locs_version = self.version
@@ -487,17 +488,25 @@ class GraphIR:
     def marked(self) -> list[str]:
         """Nodes whose name contains ``/graphfix/`` (what graphfix built), in
         output order; indexed, so finding them does not read every name."""
+        return sorted(self._marked_index(), key=self.order.__getitem__)
+
+    def _marked_index(self) -> set[str]:
         if self._marked is None:
             self._marked = {n for n in self.order if MARK in n}
-        return sorted(self._marked, key=self.order.__getitem__)
+            self._marked_sorted = sorted(self._marked)
+        return self._marked
 
     def scope_in_use(self, scope: str) -> bool:
         """A node is named ``scope`` or lives under ``scope/``."""
         if scope in self.order:
             return True
         pre = scope + "/"
-        names = self.marked() if MARK in pre else self.order
-        return any(n.startswith(pre) for n in names)
+        if MARK in pre:  # a guard's scope: a bisection of the names graphfix built
+            self._marked_index()
+            names = self._marked_sorted
+            i = bisect.bisect_left(names, pre)
+            return i < len(names) and names[i].startswith(pre)
+        return any(n.startswith(pre) for n in self.order)
 
     def dangling_colocations(self) -> list[str]:
         """Nodes whose ``_class`` names a node that is not in the graph, or
@@ -668,12 +677,16 @@ class GraphIR:
         self._pending = set()
         self._journal.append((self.version, touched))
         if self._marked is not None:
+            marked, names = self._marked, self._marked_sorted
             for n in touched:
                 if MARK in n:
                     if n in self.order:
-                        self._marked.add(n)
-                    else:
-                        self._marked.discard(n)
+                        if n not in marked:
+                            marked.add(n)
+                            bisect.insort(names, n)
+                    elif n in marked:
+                        marked.discard(n)
+                        del names[bisect.bisect_left(names, n)]
 
     def _unlink_inputs(self, name: str) -> None:
         for src in self._srcs(name):
@@ -734,11 +747,21 @@ class GraphIR:
             step = (hi - lo) / (len(nodedefs) + 1)
             if self._names is not None:
                 del self._names[-len(nodedefs):]
-            for k, n in enumerate(nodedefs):
-                self.order[n.name] = lo + step * (k + 1)
-                bisect.insort(values, self.order[n.name])
+            places = [lo + step * (k + 1) for k in range(len(nodedefs))]
+            if all(a < b for a, b in zip([lo, *places], [*places, hi])):
+                # in order and between their neighbours: one slice into each index
+                for n, v in zip(nodedefs, places):
+                    self.order[n.name] = v
+                values[i:i] = places
                 if self._names is not None:
-                    bisect.insort(self._names, n.name, key=self.order.__getitem__)
+                    j = bisect.bisect_right(self._names, lo, key=self.order.__getitem__)
+                    self._names[j:j] = [n.name for n in nodedefs]
+            else:  # places too close to tell apart: one at a time, as they sort
+                for n, v in zip(nodedefs, places):
+                    self.order[n.name] = v
+                    bisect.insort(values, v)
+                    if self._names is not None:
+                        bisect.insort(self._names, n.name, key=self.order.__getitem__)
 
     def _order_values(self) -> list:
         """Every live node's order value, sorted (kept up to date by the edits once built)."""
