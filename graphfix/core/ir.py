@@ -117,16 +117,20 @@ class GraphIR:
         paused = gc.isenabled()
         gc.disable()
         try:
-            self._build_indexes(graph_def, copy)
+            forward = self._build_indexes(graph_def, copy)
             # A cycle outside a while loop is an error up front: analyses walk the
             # graph in topological order and must not see one (the order is cached).
+            # When every input names a node before it, there is none, and the
+            # order is made only if an analysis asks for it.
             self._topo: tuple[int, list[str]] | None = None
-            self.topo_order()
+            if not forward:
+                self.topo_order()
         finally:
             if paused:
                 gc.enable()
 
-    def _build_indexes(self, graph_def, copy: bool) -> None:
+    def _build_indexes(self, graph_def, copy: bool) -> bool:
+        """Build the indexes; True if every input names a node placed before its reader."""
         self._cow = copy
         self._nd: dict = {}  # NodeDefs not read from the source by index: copies made by edits, added nodes
         self._source = graph_def
@@ -154,7 +158,8 @@ class GraphIR:
         self._unread: set[str] = set()  # live nodes whose op is not in _ops (edited or added since)
         coloc = self._coloc = set()
         arity = ARITY
-        for dst, n in zip(names, nodes):
+        forward = True
+        for i, (dst, n) in enumerate(zip(names, nodes)):
             srcs = []
             idxs = ctrl = None
             for s in n.input:
@@ -175,6 +180,8 @@ class GraphIR:
                     if c is None:
                         raise GraphfixError(f"node {dst!r} input {s!r} names a missing node")
                     src = c
+                if forward and order[src] >= i:
+                    forward = False
                 cur = succ.get(src)
                 if cur is None:
                     if src == dst:
@@ -220,6 +227,7 @@ class GraphIR:
         self._dangling: set[str] = set()  # targets in _locs that name no node
         self._locs_version = self.version
         self._sorted_order: list | None = None  # every node's order value, sorted (lazy)
+        return forward
 
     # ------------------------------------------------------------ session state
     @property
