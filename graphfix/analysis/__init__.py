@@ -170,8 +170,8 @@ class Facts:
         first update: a check, which edits nothing, does without."""
         ir = self.ir
         index: dict[str, list[str]] = {}
-        for name in ir.names():
-            index.setdefault(ir.op(name), []).append(name)
+        for name, op in ir.op_table().items():
+            index.setdefault(op, []).append(name)
         return index
 
     def nodes_of(self, *ops: str) -> list[str]:

@@ -276,8 +276,8 @@ class Numeric:
         ir = self.ir
         res: set[str] = set()
         seen: set[str] = set()
-        for n in ir.names():
-            if ir.op(n).startswith(_APPLY):
+        for n, op in ir.op_table().items():
+            if op.startswith(_APPLY):
                 seen.add(n)
                 ins = ir.inputs(n)
                 if ins:

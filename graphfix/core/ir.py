@@ -156,6 +156,7 @@ class GraphIR:
         ins, outs, ctrls, succ = self._ins, self._outs, self._ctrl, self._out = {}, {}, {}, {}
         ops, op_names = self._ops, self._op_names = {}, {}  # node -> op; one str per op name
         self._unread: set[str] = set()  # live nodes whose op is not in _ops (edited or added since)
+        self._ops_in_order = True  # _ops holds every live node, in output order (until an edit)
         coloc = self._coloc = set()
         arity = ARITY
         forward = True
@@ -575,6 +576,7 @@ class GraphIR:
         self._pending.add(name)
         self._ops.pop(name, None)
         self._unread.add(name)
+        self._ops_in_order = False
         n = self._nd.get(name)
         if n is not None:
             return n
@@ -594,6 +596,13 @@ class GraphIR:
             op = self._ops[name] = self._op_names.setdefault(op, op)
             self._unread.discard(name)
             return op
+
+    def op_table(self) -> dict[str, str]:
+        """Every node's op, as a new dict ``{name: op}`` in output order (a
+        copy of the index while no edit has reordered it, not a call per node)."""
+        if self._ops_in_order:
+            return dict(self._ops)
+        return {n: self.op(n) for n in self.names()}
 
     def has_op(self, *ops: str) -> bool:
         """Some node's op is one of ``ops`` (without a call per node)."""
@@ -720,6 +729,7 @@ class GraphIR:
         self._ctrl.pop(name, None)
         self._ops.pop(name, None)  # a removed node's, if the name is used again
         self._unread.add(name)
+        self._ops_in_order = False
         self.order[name] = self._next
         if "_class" in nodedef.attr:
             self._coloc.add(name)
@@ -841,6 +851,7 @@ class GraphIR:
         self._ops.pop(new, None)
         self._unread.discard(old)
         self._unread.add(new)
+        self._ops_in_order = False
         if old in self._coloc and self._locs is not None:
             self._index_locs(new)
         for dst in consumers:

@@ -164,8 +164,7 @@ def validate_graph(ir) -> None:
     functions = {f.signature.name for f in ir.library.function} if ir.library is not None else set()
     unknown: dict[str, str] = {}
     n_out: dict[str, int | None] = {}
-    for name in ir.names():
-        op = ir.op(name)
+    for name, op in ir.op_table().items():
         spec = _op_spec(op)
         if spec is None:
             if op not in functions:
