@@ -138,14 +138,13 @@ class GraphIR:
         self._journal: list[tuple[int, frozenset | None]] = [(self.version, None)]
         self._g: nx.DiGraph | None = None  # the networkx view, built on first use (see :attr:`g`)
         self._g_version = -1
+        # name -> its place; names[place] is the one str object every index holds for it
         order = self.order = {}
         names = []
-        canon = {}  # name -> the one str object every index holds for it
         for i, n in enumerate(nodes):
             name = n.name
-            if name in canon:
+            if name in order:
                 raise GraphfixError(f"duplicate node name {name!r}")
-            canon[name] = name
             order[name] = i
             names.append(name)
         self._next = len(names)
@@ -157,15 +156,15 @@ class GraphIR:
         ops, op_names = self._ops, self._op_names = {}, {}  # node -> op; one str per op name
         self._unread: set[str] = set()  # live nodes whose op is not in _ops (edited or added since)
         self._ops_in_order = True  # _ops holds every live node, in output order (until an edit)
-        coloc = self._coloc = set()
+        self._coloc: set[str] | None = None  # nodes with a colocation list (made on first use)
         arity = ARITY
         forward = True
         for i, (dst, n) in enumerate(zip(names, nodes)):
             srcs = []
             idxs = ctrl = None
             for s in n.input:
-                src = canon.get(s)  # most inputs name output 0 of a node: no parsing
-                if src is not None:
+                j = order.get(s)  # most inputs name output 0 of a node: no parsing
+                if j is not None:
                     is_ctrl, out = False, 0
                 else:
                     is_ctrl = s[:1] == "^"
@@ -177,11 +176,11 @@ class GraphIR:
                             out = int(idx)
                         else:
                             src, out = s, 0
-                    c = canon.get(src)
-                    if c is None:
+                    j = order.get(src)
+                    if j is None:
                         raise GraphfixError(f"node {dst!r} input {s!r} names a missing node")
-                    src = c
-                if forward and order[src] >= i:
+                src = names[j]
+                if j >= i:
                     forward = False
                 cur = succ.get(src)
                 if cur is None:
@@ -212,8 +211,6 @@ class GraphIR:
                 outs[dst] = tuple(idxs)
             if ctrl is not None:
                 ctrls[dst] = tuple(ctrl)
-            if "_class" in n.attr:
-                coloc.add(dst)
             op = n.op
             op = ops[dst] = op_names.setdefault(op, op)
             want = arity.get(op)
@@ -491,8 +488,15 @@ class GraphIR:
 
     def colocated(self) -> list[str]:
         """Nodes that carry a colocation constraint (``_class``), in order."""
-        live = [n for n in self._coloc if n in self.order]
+        live = [n for n in self._coloc_index() if n in self.order]
         return sorted(live, key=self.order.__getitem__)
+
+    def _coloc_index(self) -> set[str]:
+        """Nodes that have (or had) a ``_class`` list: read from the NodeDefs
+        the first time it is needed (a check never needs it), then kept by the edits."""
+        if self._coloc is None:
+            self._coloc = {n for n in self.names() if "_class" in self.node(n).attr}
+        return self._coloc
 
     def marked(self) -> list[str]:
         """Nodes whose name contains ``/graphfix/`` (what graphfix built), in
@@ -525,7 +529,7 @@ class GraphIR:
         since = None if self._locs is None else self.changes_since(self._locs_version)
         if since is None:
             self._locs, self._dangling = {}, set()
-            for name in self._coloc:
+            for name in self._coloc_index():
                 if name in live:
                     self._index_locs(name)
         else:  # targets removed (or added again) since the last call
@@ -732,7 +736,8 @@ class GraphIR:
         self._ops_in_order = False
         self.order[name] = self._next
         if "_class" in nodedef.attr:
-            self._coloc.add(name)
+            if self._coloc is not None:
+                self._coloc.add(name)
             if self._locs is not None:
                 self._index_locs(name)
         if self._sorted_order is not None:
@@ -841,7 +846,8 @@ class GraphIR:
         n.name = new
         if old in self._nd:
             self._nd[new] = self._nd.pop(old)
-        if old in self._coloc:
+        coloc = self._coloc is not None and old in self._coloc
+        if coloc:
             self._coloc.add(new)
         self._relabel(old, new)
         if self._names is not None:
@@ -852,7 +858,7 @@ class GraphIR:
         self._unread.discard(old)
         self._unread.add(new)
         self._ops_in_order = False
-        if old in self._coloc and self._locs is not None:
+        if coloc and self._locs is not None:
             self._index_locs(new)
         for dst in consumers:
             d = self.mutable(dst)
