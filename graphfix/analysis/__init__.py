@@ -65,7 +65,7 @@ class Facts:
 
     @functools.cached_property
     def _losses(self):
-        return loss.find_losses(self.ir, self._given_losses)
+        return loss.find_losses(self.ir, self._given_losses, None if self._given_losses else self.seeds)
 
     @property
     def losses(self) -> list[str]:
@@ -73,7 +73,7 @@ class Facts:
 
     @functools.cached_property
     def seeds(self) -> list[tuple[str, str]]:
-        return loss.gradient_seeds(self.ir)
+        return loss.gradient_seeds(self.ir, self.nodes_of("Fill"))
 
     @functools.cached_property
     def grad_scopes(self) -> gradpath.GradScopes:
