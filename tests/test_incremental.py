@@ -68,6 +68,25 @@ def test_carried_facts_equal_fresh_ones_after_every_fix(tf, monkeypatch):
             # the places the update keeps beside the index (made at the first update)
             assert self.__dict__["_op_of"] == {n: (ir.op(n), ir.order[n]) for n in ir.names()}
             carried.append("_by_op")
+        if "numeric" in self.__dict__:  # every value kept is the value a fresh analysis gives
+            num, again = self.__dict__["numeric"], fresh.numeric
+            assert num._vals and set(num._vals) <= set(ir.names())
+            for n, outs in num._vals.items():
+                assert outs == [again.value((n, k)) for k in range(len(outs))], n
+            carried.append("numeric")
+        if "ranges" in self.__dict__:
+            kept = self.__dict__["ranges"]._prov.memo
+            assert kept and all(fresh.ranges.data_only((n, 0)) == (not v) for n, v in kept.items())
+            carried.append("ranges")
+        if "_learned" in self.__dict__:
+            kept = self.__dict__["_learned"].memo
+            assert kept and all(fresh._learned(n) == v for n, v in kept.items())
+            carried.append("_learned")
+        # every node asked, so that the next edit has to forget the right ones
+        self.numeric.run_all()
+        for n in ir.names():
+            self.ranges.data_only((n, 0))
+            self._learned(n)
         # the IR's own indexes, against a scan of the graph
         assert ir.names() == sorted(ir.g.nodes, key=ir.order.__getitem__)
         dangling = {n for n in ir.g.nodes if "_class" in ir.node(n).attr and any(
@@ -78,6 +97,7 @@ def test_carried_facts_equal_fresh_ones_after_every_fix(tf, monkeypatch):
     fixed, report = graphfix.rewrite(_model(gd))
     assert sum(f.fixed for f in report.findings) == HAZARDS
     assert carried.count("grad_scopes") >= HAZARDS - 1 and "_by_op" in carried
+    assert {"numeric", "ranges", "_learned"} <= set(carried)
 
 
 def test_rewrite_is_the_same_with_and_without_carried_facts(tf, monkeypatch):

@@ -2,13 +2,17 @@
 per IR version, and every rule shares them.  After an edit, the facts of the
 new version start from the previous version's where an analysis can be
 updated from what the edit touched (:meth:`GraphIR.changes_since`): the
-op index and the gradient scopes; the others are computed again on demand."""
+op index, the gradient scopes, the numeric values and the provenance facts
+(which are computed on demand, for what the rules ask about, and after an
+edit forgotten only downstream of the touched nodes); the others are
+computed again on demand."""
 from __future__ import annotations
 
 import bisect
 import functools
 
 from graphfix.analysis import controlflow, gradpath, loss, numeric, ranges
+from graphfix.analysis.reach import Reach
 
 
 class Facts:
@@ -42,6 +46,18 @@ class Facts:
         if "grad_scopes" in done:
             # handed over too: its tables are reused
             self.__dict__["grad_scopes"] = done.pop("grad_scopes").updated(self.ir, touched, handover=True)
+        if "numeric" in done:
+            num = done.pop("numeric")  # handed over, as the op index below
+            if num.carry(touched):
+                self.__dict__["numeric"] = num
+                if "ranges" in done:
+                    rng = done.pop("ranges")
+                    rng.carry(touched, num)
+                    self.__dict__["ranges"] = rng
+        if "_learned" in done:
+            learned = done.pop("_learned")
+            learned.carry(touched)
+            self.__dict__["_learned"] = learned
         if "_by_op" in done:
             # handed over: ``prev``, if still asked, indexes the IR again
             op_of, by_op = done.pop("_op_of", None), done.pop("_by_op")
@@ -49,7 +65,7 @@ class Facts:
 
     @functools.cached_property
     def _losses(self):
-        return loss.find_losses(self.ir, self._given_losses)
+        return loss.find_losses(self.ir, self._given_losses, None if self._given_losses else self.seeds)
 
     @property
     def losses(self) -> list[str]:
@@ -57,7 +73,7 @@ class Facts:
 
     @functools.cached_property
     def seeds(self) -> list[tuple[str, str]]:
-        return loss.gradient_seeds(self.ir)
+        return loss.gradient_seeds(self.ir, self.nodes_of("Fill"))
 
     @functools.cached_property
     def grad_scopes(self) -> gradpath.GradScopes:
@@ -92,14 +108,10 @@ class Facts:
         return bool(self.seeds) or bool(self._given_losses)
 
     @functools.cached_property
-    def _learned(self) -> set[str]:
-        """Nodes a variable feeds (what a gradient can flow back from)."""
+    def _learned(self) -> Reach:
+        """``_learned(n)``: a variable feeds ``n`` (a gradient can flow back from it)."""
         ir = self.ir
-        res: set[str] = set()
-        for n in ir.topo_order():
-            if ir.op(n) in ranges.VARIABLE_OPS or any(s in res for s in ir.producers(n)):
-                res.add(n)
-        return res
+        return Reach(ir, lambda n: ir.op(n) in ranges.VARIABLE_OPS, back=False)
 
     def on_gradient_path(self, name: str) -> bool:
         """``name``'s gradient is computed: in a training graph it has a
@@ -109,7 +121,7 @@ class Facts:
         if not self.gradient_taken or self.grad_scopes.is_gradient_node(name):
             return False
         if self.seeds:
-            return name in self._learned and (self.grad_scopes.has_scope(name) or "/graphfix/" in name)
+            return self._learned(name) and (self.grad_scopes.has_scope(name) or "/graphfix/" in name)
         return self.feeds_loss(name)
 
     def nan_reaches_loss(self, t) -> bool:
@@ -158,8 +170,8 @@ class Facts:
         first update: a check, which edits nothing, does without."""
         ir = self.ir
         index: dict[str, list[str]] = {}
-        for name in ir.names():
-            index.setdefault(ir.op(name), []).append(name)
+        for name, op in ir.op_table().items():
+            index.setdefault(op, []).append(name)
         return index
 
     def nodes_of(self, *ops: str) -> list[str]:

@@ -71,8 +71,10 @@ class GradScopes:
         self.prefixes = list(real)
         if not real:
             return
+        pre = self._real_pre
         for name in ir.names():
-            self._add(name)
+            if name.startswith(pre) or "/graphfix/" in name:  # what _classify can place
+                self._add(name)
         self.prefixes = sorted(set(real) | set(self._spliced), key=len, reverse=True)
 
     def _classify(self, name: str):

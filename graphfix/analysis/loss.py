@@ -21,12 +21,13 @@ _NOT_LOSS_OPS = frozenset({"Const", "Placeholder", "PlaceholderWithDefault", "Va
                            "ScalarSummary", "HistogramSummary", "MergeSummary"})
 
 
-def gradient_seeds(ir) -> list[tuple[str, str]]:
-    """(gradient prefix, loss tensor) for every ``tf.gradients`` call found."""
+def gradient_seeds(ir, fills=None) -> list[tuple[str, str]]:
+    """(gradient prefix, loss tensor) for every ``tf.gradients`` call found;
+    ``fills``: the graph's ``Fill`` nodes in order, if known (an op index)."""
     res = []
-    for name in ir.names():
-        if ir.op(name) != "Fill":
-            continue
+    if fills is None:
+        fills = [name for name, op in ir.op_table().items() if op == "Fill"]
+    for name in fills:
         m = _SEED.match(name)
         if not m:
             continue
@@ -108,12 +109,13 @@ def resolve_tensor(ir, t: str) -> str:
     return tensor_name(node, out)
 
 
-def find_losses(ir, given=None) -> tuple[list[str], str]:
+def find_losses(ir, given=None, seeds=None) -> tuple[list[str], str]:
     """The loss tensors and how they were found (``given``, ``gradients``,
-    ``sink`` or ``none``)."""
+    ``sink`` or ``none``); ``seeds``: :func:`gradient_seeds`, if known."""
     if given:
         return [resolve_tensor(ir, t) for t in given], "given"
-    seeds = gradient_seeds(ir)
+    if seeds is None:
+        seeds = gradient_seeds(ir)
     if seeds:
         seen = []
         for _, loss in seeds:

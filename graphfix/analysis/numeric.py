@@ -33,6 +33,7 @@ from graphfix.analysis.absval import ASSUMED, INF, NO, REACHABLE, TOP, AbsVal, j
 from graphfix.analysis.bodies import function_graph
 from graphfix.analysis.consts import const_scalar, const_value
 from graphfix.analysis.dtypes import out_dtype
+from graphfix.analysis.reach import forget_downstream
 from graphfix.analysis.shapes import static_shape
 from graphfix.analysis.structure import size_source, strip
 from graphfix.analysis.transfer import TRANSFER, unknown
@@ -46,6 +47,7 @@ _NEGATE = {">": "<=", ">=": "<", "<": ">=", "<=": ">", "==": "!=", "!=": "=="}
 _NO_RECOMPUTE = frozenset({"Const", "Placeholder", "PlaceholderWithDefault", "VariableV2", "VarHandleOp",
                            "ReadVariableOp", "Merge", "RefMerge", "Switch", "RefSwitch", "Enter", "NextIteration"})
 _REFINE_DEPTH = 3
+_APPLY = ("Apply", "ResourceApply", "SparseApply", "ResourceSparseApply")  # optimizers' update ops
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,9 +67,42 @@ class Numeric:
         self._vals: dict[str, list[AbsVal]] = {}
         self._nouts: dict[str, int] = {}
         self._trained: set[str] | None = None
+        self._trained_from: set[str] = set()
         self._back: dict[str, AbsVal] = {}  # loop head (Merge) -> what its NextIteration brings
         self._stable = not ir.has_op("NextIteration", "RefNextIteration")
         self._vn: dict[tuple, int] | None = None  # tensor -> value number modulo the data (see congruent)
+
+    def carry(self, touched: set[str]) -> bool:
+        """Keep the values edits that touched only ``touched`` cannot have
+        changed: a value is computed from its inputs' values, so the touched
+        nodes and what they feed are forgotten (and computed again if asked).
+        What a value also reads beyond its inputs is checked: which variables
+        an optimizer trains, how many outputs of a node are read.  False
+        (nothing kept) in a graph with v1 loops, whose values are a fixpoint
+        over the whole graph, or when the trained variables changed."""
+        ir = self.ir
+        if self._back or not self._stable or any(
+                ir.op(n) in ("NextIteration", "RefNextIteration") for n in touched if n in ir):
+            return False
+        if self._trained is not None and (not touched.isdisjoint(self._trained_from) or any(
+                ir.op(n).startswith(_APPLY) for n in touched if n in ir)):
+            old = self._trained
+            self._trained = None
+            if self._trained_set() != old:
+                return False
+        self._vn = None
+        vals, nouts = self._vals, self._nouts
+        seeds = set(touched)
+        for n in touched:
+            nouts.pop(n, None)
+        for n in touched:  # a new reader of a higher output of an untouched node
+            if n in ir:
+                for src, out in ir.inputs(n):
+                    if src in nouts and out >= nouts[src]:
+                        del nouts[src]
+                        seeds.add(src)
+        forget_downstream(ir, vals, seeds)
+        return True
 
     def _stabilize_loops(self) -> None:
         """v1 while loops: evaluate, then join what each ``NextIteration`` brings
@@ -229,18 +264,31 @@ class Numeric:
     def trained(self, name: str) -> bool:
         """``name`` (a variable, its handle or a read of it) is updated by an optimizer's apply op."""
         if self._trained is None:
-            ir = self.ir
-            res = set()
-            for n in ir.names():
-                op = ir.op(n)
-                if op.startswith(("Apply", "ResourceApply", "SparseApply", "ResourceSparseApply")):
-                    ins = ir.inputs(n)
-                    if ins:
-                        res.add(strip(ir, ins[0])[0])
-            self._trained = res
+            self._trained = self._trained_set()
         if self.op(name) == "ReadVariableOp":
             name = self.ir.input(name, 0)[0]
         return name in self._trained
+
+    def _trained_set(self) -> set[str]:
+        """The variables optimizers' apply ops update; ``_trained_from`` keeps
+        the nodes it was read from (the apply ops and what their first input
+        passes through)."""
+        ir = self.ir
+        res: set[str] = set()
+        seen: set[str] = set()
+        for n, op in ir.op_table().items():
+            if op.startswith(_APPLY):
+                seen.add(n)
+                ins = ir.inputs(n)
+                if ins:
+                    t = ins[0]
+                    while strip(ir, t) != t:
+                        seen.add(t[0])
+                        t = ir.input(t[0], 0)
+                    seen.add(t[0])
+                    res.add(t[0])
+        self._trained_from = seen
+        return res
 
     def same_input(self, name: str) -> bool:
         ins = self.ir.inputs(name)

@@ -13,6 +13,7 @@ from graphfix.analysis.absval import semantics
 from graphfix.analysis.consts import const_value
 from graphfix.analysis.dtypes import DT_BOOL, out_dtype
 from graphfix.analysis.numeric import Numeric
+from graphfix.analysis.reach import Reach
 from graphfix.core.optypes import VARIABLE_OPS
 
 PASS_THROUGH = frozenset({"Identity", "Snapshot", "StopGradient", "PreventGradient", "Reshape", "Squeeze",
@@ -31,7 +32,19 @@ class Ranges:
         self.ir = ir
         self.numeric = numeric if numeric is not None else Numeric(ir)
         self._masks: dict = {}
-        self._prov: dict[str, bool] | None = None
+        # per node: does a variable or a random op feed it (on demand, kept across edits)
+        self._prov = Reach(ir, self._learned_source, back=True)
+
+    def _learned_source(self, name: str) -> bool:
+        op = self.ir.op(name)
+        return op in LEARNED_SOURCES or op in RANDOM_OPS
+
+    def carry(self, touched, numeric: Numeric) -> None:
+        """After edits that touched only ``touched``: keep what they cannot
+        have changed, over ``numeric`` (the same analysis, carried too)."""
+        self.numeric = numeric
+        self._masks = {}
+        self._prov.carry(touched)
 
     def value(self, t):
         return self.numeric.value(t)
@@ -79,15 +92,4 @@ class Ranges:
     def data_only(self, t) -> bool:
         """``t`` is computed from feeds and constants only — labels, masks,
         weights: no variable and no random op upstream."""
-        return not self._provenance()[t[0]]
-
-    def _provenance(self) -> dict[str, bool]:
-        """Per node: does a variable or a random op feed it (one pass in topological order)."""
-        if self._prov is None:
-            ir = self.ir
-            prov: dict[str, bool] = {}
-            for n in ir.topo_order():
-                op = ir.op(n)
-                prov[n] = op in LEARNED_SOURCES or op in RANDOM_OPS or any(prov.get(s, True) for s in ir.producers(n))
-            self._prov = prov
-        return self._prov
+        return not self._prov(t[0])

@@ -117,16 +117,20 @@ class GraphIR:
         paused = gc.isenabled()
         gc.disable()
         try:
-            self._build_indexes(graph_def, copy)
+            forward = self._build_indexes(graph_def, copy)
             # A cycle outside a while loop is an error up front: analyses walk the
             # graph in topological order and must not see one (the order is cached).
+            # When every input names a node before it, there is none, and the
+            # order is made only if an analysis asks for it.
             self._topo: tuple[int, list[str]] | None = None
-            self.topo_order()
+            if not forward:
+                self.topo_order()
         finally:
             if paused:
                 gc.enable()
 
-    def _build_indexes(self, graph_def, copy: bool) -> None:
+    def _build_indexes(self, graph_def, copy: bool) -> bool:
+        """Build the indexes; True if every input names a node placed before its reader."""
         self._cow = copy
         self._nd: dict = {}  # NodeDefs not read from the source by index: copies made by edits, added nodes
         self._source = graph_def
@@ -134,14 +138,13 @@ class GraphIR:
         self._journal: list[tuple[int, frozenset | None]] = [(self.version, None)]
         self._g: nx.DiGraph | None = None  # the networkx view, built on first use (see :attr:`g`)
         self._g_version = -1
+        # name -> its place; names[place] is the one str object every index holds for it
         order = self.order = {}
         names = []
-        canon = {}  # name -> the one str object every index holds for it
         for i, n in enumerate(nodes):
             name = n.name
-            if name in canon:
+            if name in order:
                 raise GraphfixError(f"duplicate node name {name!r}")
-            canon[name] = name
             order[name] = i
             names.append(name)
         self._next = len(names)
@@ -152,14 +155,16 @@ class GraphIR:
         ins, outs, ctrls, succ = self._ins, self._outs, self._ctrl, self._out = {}, {}, {}, {}
         ops, op_names = self._ops, self._op_names = {}, {}  # node -> op; one str per op name
         self._unread: set[str] = set()  # live nodes whose op is not in _ops (edited or added since)
-        coloc = self._coloc = set()
+        self._ops_in_order = True  # _ops holds every live node, in output order (until an edit)
+        self._coloc: set[str] | None = None  # nodes with a colocation list (made on first use)
         arity = ARITY
-        for dst, n in zip(names, nodes):
+        forward = True
+        for i, (dst, n) in enumerate(zip(names, nodes)):
             srcs = []
             idxs = ctrl = None
             for s in n.input:
-                src = canon.get(s)  # most inputs name output 0 of a node: no parsing
-                if src is not None:
+                j = order.get(s)  # most inputs name output 0 of a node: no parsing
+                if j is not None:
                     is_ctrl, out = False, 0
                 else:
                     is_ctrl = s[:1] == "^"
@@ -171,10 +176,12 @@ class GraphIR:
                             out = int(idx)
                         else:
                             src, out = s, 0
-                    c = canon.get(src)
-                    if c is None:
+                    j = order.get(src)
+                    if j is None:
                         raise GraphfixError(f"node {dst!r} input {s!r} names a missing node")
-                    src = c
+                src = names[j]
+                if j >= i:
+                    forward = False
                 cur = succ.get(src)
                 if cur is None:
                     if src == dst:
@@ -204,8 +211,6 @@ class GraphIR:
                 outs[dst] = tuple(idxs)
             if ctrl is not None:
                 ctrls[dst] = tuple(ctrl)
-            if "_class" in n.attr:
-                coloc.add(dst)
             op = n.op
             op = ops[dst] = op_names.setdefault(op, op)
             want = arity.get(op)
@@ -215,10 +220,12 @@ class GraphIR:
         self._names: list[str] | None = names  # names in output order (kept up to date by the edits)
         self._pending: set[str] = set()  # handed out by mutable() since the last journalled edit
         self._marked: set[str] | None = None  # names containing MARK (lazy)
+        self._marked_sorted: list[str] = []  # the same, sorted by name (for scope_in_use)
         self._locs: dict[str, set[str]] | None = None  # colocation target -> nodes naming it (lazy)
         self._dangling: set[str] = set()  # targets in _locs that name no node
         self._locs_version = self.version
         self._sorted_order: list | None = None  # every node's order value, sorted (lazy)
+        return forward
 
     # ------------------------------------------------------------ session state
     @property
@@ -475,25 +482,44 @@ class GraphIR:
             return self._src_nodes[self.order[name]]
         return n
 
+    def reads_other_outputs(self) -> list[str]:
+        """The nodes with a data input that reads an output other than 0 (from the index, not the NodeDefs)."""
+        return list(self._outs)
+
     def colocated(self) -> list[str]:
         """Nodes that carry a colocation constraint (``_class``), in order."""
-        live = [n for n in self._coloc if n in self.order]
+        live = [n for n in self._coloc_index() if n in self.order]
         return sorted(live, key=self.order.__getitem__)
+
+    def _coloc_index(self) -> set[str]:
+        """Nodes that have (or had) a ``_class`` list: read from the NodeDefs
+        the first time it is needed (a check never needs it), then kept by the edits."""
+        if self._coloc is None:
+            self._coloc = {n for n in self.names() if "_class" in self.node(n).attr}
+        return self._coloc
 
     def marked(self) -> list[str]:
         """Nodes whose name contains ``/graphfix/`` (what graphfix built), in
         output order; indexed, so finding them does not read every name."""
+        return sorted(self._marked_index(), key=self.order.__getitem__)
+
+    def _marked_index(self) -> set[str]:
         if self._marked is None:
             self._marked = {n for n in self.order if MARK in n}
-        return sorted(self._marked, key=self.order.__getitem__)
+            self._marked_sorted = sorted(self._marked)
+        return self._marked
 
     def scope_in_use(self, scope: str) -> bool:
         """A node is named ``scope`` or lives under ``scope/``."""
         if scope in self.order:
             return True
         pre = scope + "/"
-        names = self.marked() if MARK in pre else self.order
-        return any(n.startswith(pre) for n in names)
+        if MARK in pre:  # a guard's scope: a bisection of the names graphfix built
+            self._marked_index()
+            names = self._marked_sorted
+            i = bisect.bisect_left(names, pre)
+            return i < len(names) and names[i].startswith(pre)
+        return any(n.startswith(pre) for n in self.order)
 
     def dangling_colocations(self) -> list[str]:
         """Nodes whose ``_class`` names a node that is not in the graph, or
@@ -503,7 +529,7 @@ class GraphIR:
         since = None if self._locs is None else self.changes_since(self._locs_version)
         if since is None:
             self._locs, self._dangling = {}, set()
-            for name in self._coloc:
+            for name in self._coloc_index():
                 if name in live:
                     self._index_locs(name)
         else:  # targets removed (or added again) since the last call
@@ -554,6 +580,7 @@ class GraphIR:
         self._pending.add(name)
         self._ops.pop(name, None)
         self._unread.add(name)
+        self._ops_in_order = False
         n = self._nd.get(name)
         if n is not None:
             return n
@@ -573,6 +600,13 @@ class GraphIR:
             op = self._ops[name] = self._op_names.setdefault(op, op)
             self._unread.discard(name)
             return op
+
+    def op_table(self) -> dict[str, str]:
+        """Every node's op, as a new dict ``{name: op}`` in output order (a
+        copy of the index while no edit has reordered it, not a call per node)."""
+        if self._ops_in_order:
+            return dict(self._ops)
+        return {n: self.op(n) for n in self.names()}
 
     def has_op(self, *ops: str) -> bool:
         """Some node's op is one of ``ops`` (without a call per node)."""
@@ -664,12 +698,16 @@ class GraphIR:
         self._pending = set()
         self._journal.append((self.version, touched))
         if self._marked is not None:
+            marked, names = self._marked, self._marked_sorted
             for n in touched:
                 if MARK in n:
                     if n in self.order:
-                        self._marked.add(n)
-                    else:
-                        self._marked.discard(n)
+                        if n not in marked:
+                            marked.add(n)
+                            bisect.insort(names, n)
+                    elif n in marked:
+                        marked.discard(n)
+                        del names[bisect.bisect_left(names, n)]
 
     def _unlink_inputs(self, name: str) -> None:
         for src in self._srcs(name):
@@ -695,9 +733,11 @@ class GraphIR:
         self._ctrl.pop(name, None)
         self._ops.pop(name, None)  # a removed node's, if the name is used again
         self._unread.add(name)
+        self._ops_in_order = False
         self.order[name] = self._next
         if "_class" in nodedef.attr:
-            self._coloc.add(name)
+            if self._coloc is not None:
+                self._coloc.add(name)
             if self._locs is not None:
                 self._index_locs(name)
         if self._sorted_order is not None:
@@ -730,11 +770,21 @@ class GraphIR:
             step = (hi - lo) / (len(nodedefs) + 1)
             if self._names is not None:
                 del self._names[-len(nodedefs):]
-            for k, n in enumerate(nodedefs):
-                self.order[n.name] = lo + step * (k + 1)
-                bisect.insort(values, self.order[n.name])
+            places = [lo + step * (k + 1) for k in range(len(nodedefs))]
+            if all(a < b for a, b in zip([lo, *places], [*places, hi])):
+                # in order and between their neighbours: one slice into each index
+                for n, v in zip(nodedefs, places):
+                    self.order[n.name] = v
+                values[i:i] = places
                 if self._names is not None:
-                    bisect.insort(self._names, n.name, key=self.order.__getitem__)
+                    j = bisect.bisect_right(self._names, lo, key=self.order.__getitem__)
+                    self._names[j:j] = [n.name for n in nodedefs]
+            else:  # places too close to tell apart: one at a time, as they sort
+                for n, v in zip(nodedefs, places):
+                    self.order[n.name] = v
+                    bisect.insort(values, v)
+                    if self._names is not None:
+                        bisect.insort(self._names, n.name, key=self.order.__getitem__)
 
     def _order_values(self) -> list:
         """Every live node's order value, sorted (kept up to date by the edits once built)."""
@@ -796,7 +846,8 @@ class GraphIR:
         n.name = new
         if old in self._nd:
             self._nd[new] = self._nd.pop(old)
-        if old in self._coloc:
+        coloc = self._coloc is not None and old in self._coloc
+        if coloc:
             self._coloc.add(new)
         self._relabel(old, new)
         if self._names is not None:
@@ -806,7 +857,8 @@ class GraphIR:
         self._ops.pop(new, None)
         self._unread.discard(old)
         self._unread.add(new)
-        if old in self._coloc and self._locs is not None:
+        self._ops_in_order = False
+        if coloc and self._locs is not None:
             self._index_locs(new)
         for dst in consumers:
             d = self.mutable(dst)

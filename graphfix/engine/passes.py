@@ -120,7 +120,7 @@ def run(ctx: Context, rules, apply: bool) -> tuple[list[Finding], dict[str, floa
     matched: set[tuple[str, str]] = set()
     covered_by: dict[str, tuple[set, set]] = {}  # rule code -> the nodes its matching marked covered
     # the graph as read, which the self-check compares with (only a rewrite needs it)
-    ops_before = {n: ctx.ir.op(n) for n in ctx.ir.names()} if apply else {}
+    ops_before = ctx.ir.op_table() if apply else {}
     for round_ in range(MAX_ITERATIONS + 1):
         fixed_any = False
         matched = set()

@@ -164,17 +164,17 @@ def validate_graph(ir) -> None:
     functions = {f.signature.name for f in ir.library.function} if ir.library is not None else set()
     unknown: dict[str, str] = {}
     n_out: dict[str, int | None] = {}
-    nodes = [ir.node(name) for name in ir.names()]
-    for nd in nodes:
-        spec = _op_spec(nd.op)
+    for name, op in ir.op_table().items():
+        spec = _op_spec(op)
         if spec is None:
-            if nd.op not in functions:
-                unknown.setdefault(nd.op, nd.name)
-            n_out[nd.name] = None
+            if op not in functions:
+                unknown.setdefault(op, name)
+            n_out[name] = None
             continue
-        n_out[nd.name], required = spec
+        n_out[name], required = spec
         if not required:
             continue
+        nd = ir.node(name)
         attrs = nd.attr
         for key, field, allowed in required:
             if key not in attrs:
@@ -187,7 +187,10 @@ def validate_graph(ir) -> None:
     if unknown:
         raise _unsupported(unknown)
     no_outputs = {name for name, count in n_out.items() if count == 0}
-    for nd in nodes:
+    if _reads_exist(ir, n_out, no_outputs):
+        ir.mark_validated()
+        return
+    for nd in (ir.node(name) for name in ir.names()):  # a read of a missing output: the first one, in order
         for s in nd.input:
             if ":" not in s and s not in no_outputs:
                 continue  # output 0 of a node that has one (or a control input)
@@ -200,6 +203,27 @@ def validate_graph(ir) -> None:
             if count is not None and out >= count:
                 raise _malformed(nd, f"reads {s!r}, but {src!r} has {count} output(s)")
     ir.mark_validated()
+
+
+def _reads_exist(ir, n_out: dict[str, int | None], no_outputs: set[str]) -> bool:
+    """Every tensor a data input reads exists, as far as the op specs tell.
+    From the IR's indexes: only the inputs that read an output other than 0,
+    and the consumers of ops without outputs, need a look."""
+    for p in no_outputs:
+        if ir.consumers(p):
+            return False
+    for name in ir.reads_other_outputs():
+        for src, out in ir.inputs(name):
+            if out > 0:
+                count = n_out[src]
+                if count is None:
+                    try:
+                        count = len(output_types(ir.node(src)))
+                    except GraphfixError:
+                        return False  # the ordered pass names it
+                if out >= count:
+                    return False
+    return True
 
 
 def load_op_library(path: str) -> None:
