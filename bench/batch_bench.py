@@ -34,6 +34,7 @@ import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("GRAPHFIX_SELECT", "ALL")  # the zoo's hazards are GF001/GF002's, opt-in since session 5
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 CLI = os.path.join(ROOT, "cli.py")
