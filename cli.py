@@ -176,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "random data from the placeholders' dtypes and shapes")
     p.add_argument("--trials", type=int, default=3, metavar="N", help="random normal feeds to try (default 3)")
     p.add_argument("--loss", action="append", metavar="TENSOR", help="the loss tensor (repeatable)")
+    p.add_argument("--select", type=_codes, action="extend", metavar="CODES",
+                   help="the rules whose hazards are triggered, as given to `rewrite` (default: the default set)")
+    p.add_argument("--ignore", type=_codes, action="extend", metavar="CODES", help="skip these rules")
     p.add_argument("--format", choices=("text", "json"), default="text")
     _op_library(p)
 
@@ -343,7 +346,8 @@ def _cmd_rewrite(args) -> int:
                                          clear_devices=args.clear_devices, options=_options(args))
         if args.verify:  # before anything is written: the report must say what holds
             activity.update(f"graphfix: verifying {name}")
-            record_verify(report, graphfix.verify(model, fixed, losses=args.loss))
+            record_verify(report, graphfix.verify(model, fixed, losses=args.loss, select=args.select,
+                                                  ignore=args.ignore))
         if args.dot:
             activity.update(f"graphfix: drawing {os.path.basename(args.dot)}")
             dot.write(model, fixed, report.findings, args.dot, title=args.input)
@@ -369,7 +373,8 @@ def _options(args) -> dict:
 def _cmd_verify(args) -> int:
     original = graphfix.load(args.original)
     fixed = graphfix.load(args.fixed)
-    result = graphfix.verify(original, fixed, feeds=args.feeds, losses=args.loss, trials=args.trials)
+    result = graphfix.verify(original, fixed, feeds=args.feeds, losses=args.loss, trials=args.trials,
+                             select=args.select, ignore=args.ignore)
     sys.stdout.write(result.render(args.format))
     return EXIT_CLEAN if result.ok else EXIT_FINDINGS
 

@@ -90,3 +90,17 @@ def test_default_rules_leave_the_example_to_select_all(tmp_path, default_rules):
     assert "1 more finding from opt-in rules (GF001 x1): --select ALL includes them." in r.stdout
     with open(DETECTION, "rb") as a, open(out, "rb") as b:
         assert a.read() == b.read()
+
+
+def test_verify_triggers_the_hazards_of_the_rules_it_is_given(tmp_path, default_rules):
+    """verify looks for trigger feeds from the findings of the rules --select
+    names, as for the rewrite it verifies: with ALL it makes the original's
+    empty mean NaN and the fixed graph stays finite; with the default set
+    (GF001 is opt-in) it has no hazard to trigger."""
+    out = tmp_path / "fixed.pb"
+    assert run_cli("rewrite", "--select", "ALL", DETECTION, out).returncode == 0
+    r = run_cli("verify", DETECTION, out, "--select", "ALL")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "labels:0=zeros: original non-finite" in r.stdout and "findings in the original: 1;" in r.stdout
+    r = run_cli("verify", DETECTION, out)
+    assert r.returncode == 0 and "trigger feeds: none tried (no findings in the original graph)" in r.stdout

@@ -224,23 +224,26 @@ def _json_safe(v):
 
 # ------------------------------------------------------------------ verify
 
-def verify(original, fixed, feeds=None, losses=None, trials: int = 3, steps: int = 1) -> VerifyResult:
+def verify(original, fixed, feeds=None, losses=None, trials: int = 3, steps: int = 1, select=None,
+           ignore=None) -> VerifyResult:
     """Run ``original`` and ``fixed`` (Models, or paths) and check the contract.
 
     ``feeds``: None (random normal feeds, ``trials`` of them), a path to an
     ``.npz`` file, or a dict placeholder name -> array.  ``losses``: loss
-    tensor names (default: found in the original's gradient subgraph)."""
+    tensor names (default: found in the original's gradient subgraph).
+    ``select``/``ignore``: the rules whose findings give the hazards to
+    trigger, as for the rewrite being verified (default: the default set)."""
     if not hasattr(original, "graph_def"):
         original = api.load(original)
     if not hasattr(fixed, "graph_def"):
         fixed = api.load(fixed)
     if trials < 1:
         raise GraphfixError("--trials must be at least 1")
-    report = api.check(original, losses=losses)
+    report = api.check(original, losses=losses, select=select, ignore=ignore)
     loss_names = list(report.losses)
     if not loss_names:
         raise GraphfixError(f"{original.path or 'original'}: no loss found; name it with --loss TENSOR")
-    fixed_report = api.check(fixed, losses=loss_names)
+    fixed_report = api.check(fixed, losses=loss_names, select=select, ignore=ignore)
     train_ops = find_train_ops(original)
     phs = feeds_mod.placeholders(original.graph_def)
     notes: list[str] = []
