@@ -90,7 +90,11 @@ def _format_name(model: Model) -> str:
 
 
 def check(model: Model, select=None, ignore=None, losses=None, options=None) -> Report:
-    """Find hazards; change nothing."""
+    """Find hazards; change nothing.
+
+    ``select``/``ignore``: rule codes, prefixes, names or ``"ALL"``; without
+    ``select``, $GRAPHFIX_SELECT if set, else the default set, and the
+    report's ``opt_in`` counts what the opt-in rules would add."""
     _, report = _run(model, apply=False, select=select, ignore=ignore, losses=losses, options=options)
     return report
 
@@ -98,7 +102,8 @@ def check(model: Model, select=None, ignore=None, losses=None, options=None) -> 
 def rewrite(model: Model, select=None, ignore=None, unsafe_fixes: bool = False, guard: str = "auto", losses=None,
             clear_devices: bool = False, options=None):
     """Find hazards and guard them.  Returns ``(fixed_model, report)``; the
-    fixed model is ``model`` itself (byte-identical on save) when nothing changed."""
+    fixed model is ``model`` itself (byte-identical on save) when nothing changed.
+    Rules are chosen as for :func:`check`."""
     t0 = time.perf_counter()
     ir, report = _run(model, apply=True, select=select, ignore=ignore, unsafe_fixes=unsafe_fixes, guard=guard,
                       losses=losses, options=options)
