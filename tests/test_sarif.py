@@ -53,6 +53,9 @@ def test_check_sarif_is_valid_and_complete(validator):
     assert "mean" in gf001["fullDescription"]["text"].lower()
     assert "What it does" in gf001["help"]["text"] and "### Fix safety" in gf001["help"]["markdown"]
     assert gf001["properties"]["fixSafety"] == "safe"
+    # opt-in rules are disabled in their default configuration; the default set is enabled
+    assert {r["id"] for r in driver["rules"] if not r["defaultConfiguration"]["enabled"]} == \
+        {r.code for r in rewrites.RULES if not r.default} >= {"GF001", "GF011"}
 
     result, = run["results"]
     assert result["ruleId"] == "GF001" and result["ruleIndex"] == ids.index("GF001")

@@ -143,7 +143,8 @@ def rule_descriptor(rule) -> dict:
         "shortDescription": {"text": rule.summary or title},
         "fullDescription": {"text": full},
         "help": {"text": doc, "markdown": _markdown(title, sections)},
-        "defaultConfiguration": {"level": "error"},
+        # an opt-in rule (issue 11's noise policy) runs only when --select names it
+        "defaultConfiguration": {"level": "error", "enabled": bool(getattr(rule, "default", True))},
         "properties": {
             "fixSafety": rule.safety,
             "guards": list(getattr(rule, "guards", ())),
