@@ -7,6 +7,7 @@ import pytest
 import graphfix
 from graphfix.analysis import Facts
 from graphfix.analysis.gradpath import GradScopes
+from graphfix.core.ir import GraphIR
 from graphfix.core.model import Model
 
 HAZARDS = 6
@@ -131,3 +132,40 @@ def test_fixed_graph_trains_finitely(tf, tokens):
     else:
         assert not np.isfinite(loss0)
 
+
+
+def _spliced_graph(tf):
+    """``Log`` with a guard beside it (``Log/graphfix/GF006/Log``) and the
+    guard's spliced gradient scope, plus one real gradient node."""
+    tf1 = tf.compat.v1
+    g = tf.Graph()
+    with g.as_default():
+        x = tf1.placeholder(tf.float32, [], name="x")
+        tf.math.log(x, name="Log")
+        guard = tf.math.log(x + 1.0, name="Log/graphfix/GF006/Log")
+        tf.math.reciprocal(guard, name="Log/graphfix/GF006/grad/Log/graphfix/GF006/Log_grad/Reciprocal")
+        tf.identity(x, name="gradients/Fill")
+    return g.as_graph_def()
+
+
+def test_spliced_scope_follows_renames_when_carried(tf):
+    """The owner of a spliced gradient scope moves when the guard takes over
+    the op's name (a rename the IR journals) or when only the session's
+    renames say so: the carried index re-resolves it as a fresh one does."""
+    ir = GraphIR(_spliced_graph(tf))
+    member = "Log/graphfix/GF006/grad/Log/graphfix/GF006/Log_grad/Reciprocal"
+    scopes = GradScopes(ir, ["gradients"])
+    assert scopes.owner_of(member) == "Log/graphfix/GF006/Log"
+    # the guard takes over the op's name, as a repair does
+    v = ir.version
+    ir.rename("Log", "Log_unguarded")
+    ir.rename("Log/graphfix/GF006/Log", "Log")
+    ir.note_renamed("Log/graphfix/GF006/Log", "Log")
+    scopes = scopes.updated(ir, ir.changes_since(v), handover=True)
+    _same_scopes(scopes, GradScopes(ir, ["gradients"]))
+    assert scopes.owner_of(member) == "Log"
+    # a rename recorded with no edit: only the session's renames changed
+    ir.note_renamed("Log", "Log_unguarded")
+    scopes = scopes.updated(ir, set(), handover=True)
+    _same_scopes(scopes, GradScopes(ir, ["gradients"]))
+    assert scopes.owner_of(member) == "Log_unguarded"

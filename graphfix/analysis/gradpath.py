@@ -67,6 +67,10 @@ class GradScopes:
         # group's owner follows renames, so updates re-resolve groups, not nodes.
         self._groups: dict[tuple[str, str], list[str]] = {}
         self._resolved: dict[tuple[str, str], str] = {}
+        # name -> the groups whose owner a change of that name (its renaming,
+        # its removal or addition) may move; the renames seen when resolved
+        self._dep_of: dict[str, set[tuple[str, str]]] = defaultdict(set)
+        self._aliases: dict[str, str] = dict(ir.renamed)
         self._spliced: dict[str, int] = {}  # spliced prefix -> its member count
         self.prefixes = list(real)
         if not real:
@@ -106,7 +110,7 @@ class GradScopes:
             group = (gp, built)
             if group not in self._groups:
                 self._groups[group] = []
-                self._resolved[group] = _resolve(self.ir, gp, built, self.ir.renamed)
+                self._resolved[group] = self._resolve_group(self.ir, group)
             self._groups[group].append(name)
             fwd = self._resolved[group]
         else:
@@ -122,6 +126,14 @@ class GradScopes:
         nodes.append(name)
         self.owner[name] = key
 
+    def _resolve_group(self, ir, group: tuple[str, str]) -> str:
+        """The owner of a spliced group, noting the names the answer depends on."""
+        deps: list[str] = []
+        fwd = _resolve(ir, group[0], group[1], ir.renamed, deps)
+        for name in deps:
+            self._dep_of[name].add(group)
+        return fwd
+
     def updated(self, ir, touched: set[str], handover: bool = False) -> "GradScopes":
         """This index for ``ir`` after edits that added, removed or rewired
         only ``touched`` (see GraphIR.changes_since), equal to a fresh one;
@@ -135,6 +147,16 @@ class GradScopes:
             GradScopes.__init__(new, ir, [])
             return new
         order = ir.order
+        # the groups whose owner may have moved: those a touched or newly renamed name
+        # leads to (None: all of them)
+        renamed, seen = ir.renamed, self._aliases
+        moved: set | None = None
+        if handover and all(k in renamed for k in seen):
+            moved = set()
+            for name in (*touched, *(k for k, v in renamed.items() if seen.get(k) != v)):
+                moved |= self._dep_of.get(name, set())
+        new._dep_of = self._dep_of if handover else defaultdict(set, {k: set(v) for k, v in self._dep_of.items()})
+        new._aliases = dict(renamed)
         if handover:
             new.scopes, new.built_as, new.members, new.by_op = self.scopes, self.built_as, self.members, self.by_op
             new.owner, new._groups, new._resolved, new._spliced = self.owner, self._groups, self._resolved, \
@@ -188,13 +210,15 @@ class GradScopes:
         # Spliced groups: resolve each again (a rename or a removal may move
         # its owner) and move the ones that changed, or whose members did.
         for group in list(new._groups):
+            if moved is not None and group not in moved and group not in dirty:
+                continue  # nothing it depends on changed
             gp, built = group
             names = new._groups[group]
             if not names:
                 del new._groups[group]
                 new._resolved.pop(group, None)
                 continue
-            fwd = _resolve(ir, gp, built, ir.renamed)
+            fwd = new._resolve_group(ir, group)
             old = new._resolved.get(group)
             if fwd == old and group not in dirty:
                 continue
@@ -351,19 +375,26 @@ def spliced_owner(ir, name: str) -> tuple[str | None, bool]:
     return _resolve(ir, gp, built_name(gp, rest[:i]), ir.renamed), False
 
 
-def _resolve(ir, gp: str, built: str, aliases: dict[str, str]) -> str:
-    """The IR node now carrying the op a spliced scope was built for."""
+def _resolve(ir, gp: str, built: str, aliases: dict[str, str], deps: list | None = None) -> str:
+    """The IR node now carrying the op a spliced scope was built for; ``deps``
+    gets the names whose renaming or presence the answer depends on."""
     seen = 0
     name = built
+    if deps is not None:
+        deps.append(name)
     while name in aliases and seen < 64:  # renamed in this session (graphfix.patch.gradients records it)
         name = aliases[name]
         seen += 1
+        if deps is not None:
+            deps.append(name)
     if name in ir:
         return name
     # Loaded from a file: a guard op that is gone took the name of the op it
     # replaced, the anchor of its scope (``<anchor>/graphfix/<CODE>/…``).
     scope = gp.rsplit("/", 1)[0]
     anchor = scope.rsplit("/graphfix/", 1)[0]
+    if deps is not None:
+        deps.append(anchor)
     if built.startswith(scope + "/") and anchor in ir:
         return anchor
     return name

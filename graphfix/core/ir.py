@@ -792,8 +792,9 @@ class GraphIR:
             self._sorted_order = sorted(self.order.values())
         return self._sorted_order
 
-    def _forget(self, name: str) -> None:
-        """Drop a removed node from the indexes (its inputs are unlinked already)."""
+    def _forget(self, name: str, lists: bool = True) -> None:
+        """Drop a removed node from the indexes (its inputs are unlinked already;
+        ``lists=False``: the caller takes it out of the ordered lists)."""
         self._ops.pop(name, None)
         self._unread.discard(name)
         self._nd.pop(name, None)
@@ -801,11 +802,21 @@ class GraphIR:
         del self._ins[name]
         self._outs.pop(name, None)
         self._ctrl.pop(name, None)
-        if self._names is not None:
+        if lists and self._names is not None:
             del self._names[bisect.bisect_left(self._names, self.order[name], key=self.order.__getitem__)]
         v = self.order.pop(name)
-        if self._sorted_order is not None:
+        if lists and self._sorted_order is not None:
             del self._sorted_order[bisect.bisect_left(self._sorted_order, v)]
+
+    def _forget_places(self, removed: list[str]) -> None:
+        """Take live nodes (in output order) out of the ordered lists: a
+        removed block of nodes is one slice, not one shift of the list each."""
+        order = self.order
+        if self._names is not None:
+            _del_places(self._names, [bisect.bisect_left(self._names, order[n], key=order.__getitem__)
+                                      for n in removed])
+        if self._sorted_order is not None:
+            _del_places(self._sorted_order, [bisect.bisect_left(self._sorted_order, order[n]) for n in removed])
 
     def replace_uses(self, old: tuple[str, int], new: tuple[str, int], exclude=()) -> list[str]:
         """Point every data consumer of tensor ``old`` (but those in ``exclude``) at ``new``."""
@@ -908,8 +919,9 @@ class GraphIR:
         preds = {src for name in removed for src in self._srcs(name)}
         for name in removed:
             self._unlink_inputs(name)
+        self._forget_places(removed)
         for name in removed:
-            self._forget(name)
+            self._forget(name, lists=False)
         if removed:
             self._touch(preds | set(removed))
         return removed
@@ -971,3 +983,15 @@ class GraphIR:
             raise GraphfixError(f"the graph has a cycle outside a while loop (through node {stuck[0]!r})")
         self._topo = (self.version, res)
         return list(res)
+
+
+def _del_places(lst: list, places: list[int]) -> None:
+    """Delete the items at ``places`` (ascending) from ``lst``, a run of consecutive places at a time."""
+    runs: list[list[int]] = []
+    for p in places:
+        if runs and runs[-1][1] == p:
+            runs[-1][1] = p + 1
+        else:
+            runs.append([p, p + 1])
+    for a, b in reversed(runs):
+        del lst[a:b]
