@@ -122,3 +122,53 @@ def test_verify_feeds_file(tmp_path, fixed_path, run):
 def test_verify_bad_loss_is_an_error(fixed_path, run):
     r = run("verify", DETECTION, fixed_path, "--loss", "no/such:0")
     assert r.returncode == 2 and r.stderr.startswith("graphfix: error: ")
+
+
+def _graph_with_late_slots_and_a_saver(tf):
+    """A training graph as users' checkpoints hold it: the user's ``init`` op is
+    made before the optimizer (so it misses Adam's slots and beta powers), a
+    Saver adds ``save/Assign`` ops that restore from checkpoint files, and the
+    keep probability is fed as a number (a placeholder of unknown rank)."""
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 3], name="x")
+        keep = tf.compat.v1.placeholder(tf.float32, name="keep_prob")
+        w = tf.compat.v1.get_variable("w", [3, 2], initializer=tf.constant_initializer(0.5), use_resource=False)
+        h = tf.matmul(x, w) / keep
+        loss = tf.reduce_mean(tf.square(h), name="loss")
+        tf.compat.v1.global_variables_initializer()  # named "init", before the slots exist
+        tf.compat.v1.train.AdamOptimizer(0.1).minimize(loss, name="train")
+        tf.compat.v1.train.Saver()
+    return g
+
+
+def test_verify_initialises_every_variable_and_never_restores_a_checkpoint(tmp_path, tf, run):
+    path = tmp_path / "model.pb"
+    write(path, _graph_with_late_slots_and_a_saver(tf).as_graph_def().SerializeToString())
+    r = run("verify", path, path, "--loss", "loss:0", "--format", "json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = json.loads(r.stdout)
+    assert out["ok"] and out["normal"]["bit_identical"]
+    assert out["variables"] == 5  # w, its two Adam slots, beta1_power, beta2_power
+
+
+def test_old_graphdef_placeholder_without_shape_is_not_a_scalar(tf):
+    """Up to GraphDef version 21 an empty Placeholder shape attr means any
+    shape; the written ``_output_shapes`` gives the real one.  From version
+    22 on, an empty shape is a scalar."""
+    from graphfix.verification.feeds import draw, placeholders
+
+    gd = tf.compat.v1.GraphDef()
+    gd.versions.producer = 21
+    n = gd.node.add(name="x", op="Placeholder")
+    n.attr["dtype"].type = 1
+    n.attr["shape"].shape.SetInParent()
+    n.attr["_output_shapes"].list.shape.add().dim.add(size=-1)
+    n.attr["_output_shapes"].list.shape[0].dim.add(size=50)
+    u = gd.node.add(name="keep_prob", op="Placeholder")
+    u.attr["dtype"].type = 1
+    old = {p.name: p for p in placeholders(gd)}
+    assert old["x:0"].shape == [-1, 50]
+    assert old["keep_prob:0"].shape is None and draw(old["keep_prob:0"], 0, "normal").shape == ()
+    gd.versions.producer = 27
+    assert {p.name: p.shape for p in placeholders(gd)}["x:0"] == []

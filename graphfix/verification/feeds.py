@@ -47,8 +47,8 @@ class Placeholder:
         return "other"
 
     def concrete_shape(self) -> tuple[int, ...]:
-        if self.shape is None:
-            return (UNKNOWN_DIM,)
+        if self.shape is None:  # unknown rank: mostly a hyperparameter fed as a Python number
+            return ()           # (keep_prob, learning_rate); a scalar also broadcasts against anything
         return tuple(UNKNOWN_DIM if d < 0 else d for d in self.shape)
 
     def np_dtype(self):
@@ -72,9 +72,15 @@ def placeholders(graph_def) -> list[Placeholder]:
         shape = None
         if "shape" in n.attr and not n.attr["shape"].shape.unknown_rank:
             shape = [d.size for d in n.attr["shape"].shape.dim]
-        elif "_output_shapes" in n.attr and n.attr["_output_shapes"].list.shape:
+        inferred = None
+        if "_output_shapes" in n.attr and n.attr["_output_shapes"].list.shape:
             s = n.attr["_output_shapes"].list.shape[0]
-            shape = None if s.unknown_rank else [d.size for d in s.dim]
+            inferred = None if s.unknown_rank else [d.size for d in s.dim]
+        # Up to GraphDef version 21 (TensorFlow <= 1.1) a Placeholder's empty
+        # shape attr means "any shape", not a scalar (TensorFlow's own shape
+        # function reads it so); the inferred shape, if written, knows better.
+        if shape is None or (shape == [] and graph_def.versions.producer <= 21):
+            shape = inferred
         res.append(Placeholder(tensor_name(n.name, 0), dtype, shape))
     return res
 

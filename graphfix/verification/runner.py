@@ -67,6 +67,14 @@ def session_config():
     return config
 
 
+def _restored(op) -> bool:
+    """``op`` assigns a value a Restore op read from a checkpoint."""
+    src = op.inputs[1].op if len(op.inputs) > 1 else None
+    while src is not None and src.type == "Identity":
+        src = src.inputs[0].op
+    return src is not None and src.type.startswith("Restore")
+
+
 def _prepared(model):
     """(graph_def or meta_graph copy for import, use_meta): devices cleared so a
     graph placed on absent GPUs runs here, unseeded random ops given a fixed
@@ -175,20 +183,33 @@ class GraphRunner:
                 self.notes.append(f"{label}: lookup tables not initialised: {e}")
 
     def _init_op(self, use_meta):
+        """One op that initialises every variable.  With the MetaGraphDef's
+        contexts, its variable collections; else each variable's own initial
+        assign (``v/Assign``, not a Saver's ``save/Assign``, which reads
+        checkpoint files that are not here), with the graph's ``init`` op for
+        variables that have none.  A user's ``init`` op alone is not enough:
+        made before the optimizer, it leaves its slots uninitialised."""
         tf, g = self.tf, self.graph
         if use_meta:
             vs = tf.compat.v1.global_variables() + tf.compat.v1.local_variables()
             if vs:
                 return tf.compat.v1.variables_initializer(vs, name="graphfix_verify/init")
-        try:
-            return g.get_operation_by_name("init")
-        except KeyError:
-            pass
-        assigns = [op for op in g.get_operations() if op.type in ("Assign", "AssignVariableOp")
-                   and op.name.endswith("/Assign") and not op.name.startswith("graphfix_verify/")]
-        if self.var_names and not assigns:
-            raise GraphfixError(f"{self.label}: cannot initialise the variables: no 'init' op and no initial assigns")
-        return tf.group(*assigns, name="graphfix_verify/init") if assigns else None
+        own = {}
+        for op in g.get_operations():
+            if op.type in ("Assign", "AssignVariableOp") and op.name.endswith("/Assign") and not _restored(op):
+                var = op.inputs[0].op
+                while var.type == "Identity":
+                    var = var.inputs[0].op
+                own.setdefault(var.name, op)
+        ops = [own[v] for v in self.var_names if v in own]
+        if len(ops) < len(self.var_names):
+            try:
+                ops.append(g.get_operation_by_name("init"))
+            except KeyError:
+                if not ops:
+                    raise GraphfixError(f"{self.label}: cannot initialise the variables: no 'init' op and no "
+                                        "initial assigns") from None
+        return tf.group(*ops, name="graphfix_verify/init") if ops else None
 
     def _run(self, fetches, feed=None):
         try:
