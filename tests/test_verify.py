@@ -172,3 +172,19 @@ def test_old_graphdef_placeholder_without_shape_is_not_a_scalar(tf):
     assert old["keep_prob:0"].shape is None and draw(old["keep_prob:0"], 0, "normal").shape == ()
     gd.versions.producer = 27
     assert {p.name: p.shape for p in placeholders(gd)}["x:0"] == []
+
+
+def test_verify_starts_a_variable_without_initialiser_at_zeros(tmp_path, tf, run):
+    """A graph built twice in one process can hold a slot variable whose
+    initial assign is gone: verify starts it at zeros (as a slot starts) and
+    says so, instead of failing on an uninitialised value."""
+    gd = _graph_with_late_slots_and_a_saver(tf).as_graph_def()
+    kept = [n for n in gd.node if n.name != "w/Adam_1/Assign"]
+    del gd.node[:]
+    gd.node.extend(kept)
+    path = tmp_path / "model.pb"
+    write(path, gd.SerializeToString())
+    r = run("verify", path, path, "--loss", "loss:0", "--format", "json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = json.loads(r.stdout)
+    assert out["ok"] and any("w/Adam_1 has no initialiser" in n for n in out["notes"]), out["notes"]

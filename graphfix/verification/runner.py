@@ -119,7 +119,7 @@ class GraphRunner:
                 raise GraphfixError(f"{label}: TensorFlow cannot import the graph: {first_line(e)}") from None
             self.var_names = sorted(op.name for op in g.get_operations() if op.type in VARIABLE_OPS)
             self.var_t = [g.get_tensor_by_name(v + ":0") for v in self.var_names]
-            self.readers, self.assigns, self.assign_ph = {}, {}, {}
+            self.readers, self.assigns, self.assign_ph, self.is_init = {}, {}, {}, {}
             with g.name_scope("graphfix_verify"):
                 for v, t in zip(self.var_names, self.var_t):
                     op = g.get_operation_by_name(v)
@@ -132,6 +132,8 @@ class GraphRunner:
                         self.readers[v] = tf.identity(t)
                         self.assigns[v] = tf.compat.v1.assign(t, ph, validate_shape=False)
                     self.assign_ph[v] = ph
+                    self.is_init[v] = (tf.raw_ops.VarIsInitializedOp(resource=t) if t.dtype == tf.resource
+                                       else tf.raw_ops.IsVariableInitialized(ref=t))
             self.loss_t = {}
             for name in losses:
                 try:
@@ -176,24 +178,43 @@ class GraphRunner:
         self.sess = tf.compat.v1.Session(graph=g, config=session_config())
         if self.init is not None:
             self._run(self.init)
+        self._zero_uninitialised()
         if self.tables:  # lookup tables the loss may read; a SavedModel's asset files from its assets/
             try:
                 self._run(self.tables, {g.get_tensor_by_name(k): v for k, v in _asset_feeds(model).items()})
             except (RunError, KeyError, ValueError) as e:
                 self.notes.append(f"{label}: lookup tables not initialised: {e}")
 
+    def _zero_uninitialised(self) -> None:
+        """A variable the graph has no initialiser for (a slot of a graph built
+        twice in one process) starts at zeros, as an optimizer's slots do."""
+        if not self.is_init:
+            return
+        done = self._run(self.is_init)
+        for v in sorted(k for k, ok in done.items() if not ok):
+            shape = self.graph.get_operation_by_name(v).get_attr("shape")
+            dims = [d.size for d in shape.dim] if not shape.unknown_rank else None
+            if dims is None or any(d < 0 for d in dims):
+                raise GraphfixError(f"{self.label}: variable {v!r} has no initialiser and no static shape")
+            self._run(self.assigns[v], {self.assign_ph[v]: np.zeros(dims, self.assign_ph[v].dtype.as_numpy_dtype)})
+            self.notes.append(f"{self.label}: variable {v} has no initialiser in the graph; started at zeros")
+
     def _init_op(self, use_meta):
-        """One op that initialises every variable.  With the MetaGraphDef's
-        contexts, its variable collections; else each variable's own initial
-        assign (``v/Assign``, not a Saver's ``save/Assign``, which reads
-        checkpoint files that are not here), with the graph's ``init`` op for
-        variables that have none.  A user's ``init`` op alone is not enough:
-        made before the optimizer, it leaves its slots uninitialised."""
+        """One op that initialises every variable: with the MetaGraphDef's
+        contexts, the initialisers of its variable collections; for the
+        variables they miss (or without contexts), each variable's own
+        initial assign (``v/Assign``, never a Saver's ``save/Assign``, which
+        reads checkpoint files that are not here); for any still left, the
+        graph's ``init`` op.  A user's ``init`` op alone is not enough: made
+        before the optimizer, it misses the slots; a graph built twice in one
+        process has variables no collection lists."""
         tf, g = self.tf, self.graph
+        ops, covered = [], set()
         if use_meta:
             vs = tf.compat.v1.global_variables() + tf.compat.v1.local_variables()
             if vs:
-                return tf.compat.v1.variables_initializer(vs, name="graphfix_verify/init")
+                ops.append(tf.compat.v1.variables_initializer(vs, name="graphfix_verify/init_collections"))
+                covered = {v.op.name for v in vs}
         own = {}
         for op in g.get_operations():
             if op.type in ("Assign", "AssignVariableOp") and op.name.endswith("/Assign") and not _restored(op):
@@ -201,8 +222,9 @@ class GraphRunner:
                 while var.type == "Identity":
                     var = var.inputs[0].op
                 own.setdefault(var.name, op)
-        ops = [own[v] for v in self.var_names if v in own]
-        if len(ops) < len(self.var_names):
+        left = [v for v in self.var_names if v not in covered]
+        ops += [own[v] for v in left if v in own]
+        if any(v not in own for v in left):
             try:
                 ops.append(g.get_operation_by_name("init"))
             except KeyError:
