@@ -188,3 +188,34 @@ def test_verify_starts_a_variable_without_initialiser_at_zeros(tmp_path, tf, run
     assert r.returncode == 0, r.stdout + r.stderr
     out = json.loads(r.stdout)
     assert out["ok"] and any("w/Adam_1 has no initialiser" in n for n in out["notes"]), out["notes"]
+
+
+def test_agreement_is_relative_to_the_tensors_magnitude():
+    """A gradient element that cancels to 1e-3 in a tensor whose entries reach
+    100 carries the rounding of those 100s: 1e-5 off there is agreement
+    within rtol 1e-5; 1 off in an entry of 2 is not."""
+    from graphfix.verification.compare import compare
+    from graphfix.verification.runner import Execution
+
+    def ex(g):
+        return Execution(loss={"l": np.float32(1.0)}, grads={"l / w": np.array(g, np.float32)}, applied={},
+                         variables={}, steps=0)
+
+    a = ex([100.0, 1e-3])
+    near = compare(a, ex([100.0, 1e-3 + 1e-5]), rtol=1e-5, atol=1e-6)
+    assert not near.mismatched and not near.bit_identical and near.max_rel > 1e-3
+    assert compare(a, ex([100.0, 2.0]), rtol=1e-5, atol=1e-6).mismatched == ["grads:l / w"]
+    assert compare(a, ex([100.0, float("nan")]), rtol=1e-5, atol=1e-6).mismatched == ["grads:l / w"]
+
+
+def test_a_scalar_float_hyperparameter_is_not_a_trigger():
+    """A scalar float placeholder (a keep probability, a learning rate) is fed
+    a positive number for normal feeds and left alone by trigger feeds: a
+    keep probability of 0 is outside its domain, not a batch."""
+    from graphfix.verification.feeds import Placeholder, trigger_candidates
+
+    x, keep = Placeholder("x:0", 1, [-1, 3]), Placeholder("keep_prob:0", 1, [])
+    base = {"x:0": np.ones((4, 3), np.float32), "keep_prob:0": np.float32(0.5)}
+    cands = trigger_candidates(base, [x, keep])
+    assert cands and all(c.feed["keep_prob:0"] == np.float32(0.5) for c in cands)
+    assert any(np.all(c.feed["x:0"] == 0) for c in cands)

@@ -206,6 +206,11 @@ def _transforms(p: Placeholder):
     if p.kind == "int":
         return [("zeros", np.zeros_like), ("-1", lambda v: np.full_like(v, -1))]
     if p.kind == "float":
+        if p.concrete_shape() == ():
+            # A scalar float is a hyperparameter fed as a number (a keep
+            # probability, a learning rate), drawn positive for normal feeds
+            # too: 0 or -200 there is outside its domain, not a batch.
+            return []
         return [("zeros", np.zeros_like), (f"+{SATURATED:g}", lambda v: np.full_like(v, SATURATED)),
                 (f"-{SATURATED:g}", lambda v: np.full_like(v, -SATURATED))]
     return []
