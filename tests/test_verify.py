@@ -219,3 +219,21 @@ def test_a_scalar_float_hyperparameter_is_not_a_trigger():
     cands = trigger_candidates(base, [x, keep])
     assert cands and all(c.feed["keep_prob:0"] == np.float32(0.5) for c in cands)
     assert any(np.all(c.feed["x:0"] == 0) for c in cands)
+
+
+def test_a_loss_fed_by_an_input_queue_is_an_error_not_a_hang(tmp_path, tf, run):
+    """A loss whose batch comes from a FIFOQueue nothing fills here: verify
+    says so in one line (exit 2) instead of blocking in the dequeue."""
+    g = tf.Graph()
+    with g.as_default():
+        q = tf.queue.FIFOQueue(8, [tf.float32], shapes=[[3]], name="batch_queue")
+        x = q.dequeue_many(4, name="batch")
+        w = tf.compat.v1.get_variable("w", [3, 1], use_resource=False)
+        loss = tf.reduce_mean(tf.matmul(x, w), name="loss")
+        tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(loss, name="train")
+        tf.compat.v1.global_variables_initializer()
+    path = tmp_path / "queue.pb"
+    write(path, g.as_graph_def().SerializeToString())
+    r = run("verify", path, path)
+    assert r.returncode == 2 and "input queue (QueueDequeueManyV2 'batch')" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

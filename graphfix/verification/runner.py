@@ -64,7 +64,28 @@ def session_config():
     config = _tf().compat.v1.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1,
                                          use_per_session_threads=True)
     config.graph_options.rewrite_options.disable_meta_optimizer = True
+    # A blocking op (a queue dequeue that nothing here fills) fails after a
+    # minute instead of hanging the process, which a signal cannot interrupt.
+    config.operation_timeout_in_ms = 60_000
     return config
+
+
+_QUEUE_READS = ("QueueDequeue", "ReaderRead")
+
+
+def _queue_input(losses) -> str | None:
+    """The first input-queue read (``QueueDequeueManyV2``, ``ReaderReadV2``)
+    the loss tensors depend on, as ``type 'name'``, or None."""
+    todo, seen = [t.op for t in losses], set()
+    while todo:
+        op = todo.pop()
+        if op.name in seen:
+            continue
+        seen.add(op.name)
+        if op.type.startswith(_QUEUE_READS):
+            return f"{op.type} {op.name!r}"
+        todo.extend(t.op for t in op.inputs)
+    return None
 
 
 def _restored(op) -> bool:
@@ -140,6 +161,11 @@ class GraphRunner:
                     self.loss_t[name] = g.get_tensor_by_name(name)
                 except (KeyError, ValueError):
                     raise GraphfixError(f"{label}: has no loss tensor {name!r}") from None
+            queue = _queue_input(list(self.loss_t.values()))
+            if queue is not None:
+                raise GraphfixError(f"{label}: the loss reads its batch from an input queue ({queue}) that "
+                                    "nothing fills here; verify feeds placeholders, so it needs a graph whose "
+                                    "batch comes from placeholders")
             self.grads = {}
             route_call_gradients(g)  # imported function calls: differentiated as TensorFlow does in graph mode
 
