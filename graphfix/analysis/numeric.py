@@ -39,6 +39,7 @@ from graphfix.analysis.structure import size_source, strip
 from graphfix.analysis.transfer import TRANSFER, unknown
 from graphfix.core.errors import GraphfixError
 from graphfix.core.ir import GraphIR
+from graphfix.core.optypes import is_apply
 
 _CMP = {"Greater": ">", "GreaterEqual": ">=", "Less": "<", "LessEqual": "<=", "Equal": "==", "NotEqual": "!="}
 _MIRROR = {">": "<", ">=": "<=", "<": ">", "<=": ">=", "==": "==", "!=": "!="}
@@ -47,7 +48,6 @@ _NEGATE = {">": "<=", ">=": "<", "<": ">=", "<=": ">", "==": "!=", "!=": "=="}
 _NO_RECOMPUTE = frozenset({"Const", "Placeholder", "PlaceholderWithDefault", "VariableV2", "VarHandleOp",
                            "ReadVariableOp", "Merge", "RefMerge", "Switch", "RefSwitch", "Enter", "NextIteration"})
 _REFINE_DEPTH = 3
-_APPLY = ("Apply", "ResourceApply", "SparseApply", "ResourceSparseApply")  # optimizers' update ops
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,7 +85,7 @@ class Numeric:
                 ir.op(n) in ("NextIteration", "RefNextIteration") for n in touched if n in ir):
             return False
         if self._trained is not None and (not touched.isdisjoint(self._trained_from) or any(
-                ir.op(n).startswith(_APPLY) for n in touched if n in ir)):
+                is_apply(ir.op(n)) for n in touched if n in ir)):
             old = self._trained
             self._trained = None
             if self._trained_set() != old:
@@ -277,7 +277,7 @@ class Numeric:
         res: set[str] = set()
         seen: set[str] = set()
         for n, op in ir.op_table().items():
-            if op.startswith(_APPLY):
+            if is_apply(op):
                 seen.add(n)
                 ins = ir.inputs(n)
                 if ins:
