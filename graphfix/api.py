@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 import rewrites
 from graphfix.analysis.funclib import boundary_values, forward_functions
@@ -45,6 +46,7 @@ def _run(model: Model, apply: bool, select=None, ignore=None, unsafe_fixes=False
         raise GraphfixError(f"--guard must be one of {', '.join(GUARDS)}, not {guard!r}")
     timing = {}
     t0 = time.perf_counter()
+    select = rewrites.requested(select)  # --select, else $GRAPHFIX_SELECT, else None: the default set
     rules = _rules(select, ignore)
     # the MetaGraphDef's while/cond contexts: gradients in loops are regenerated with them
     ir = GraphIR(model.graph_def, copy=apply, meta_graph=model.meta_graph)
@@ -75,13 +77,10 @@ def _opt_in_counts(ctx, select, ignore) -> dict[str, int]:
     """Without --select: what the opt-in rules would still report on the graph
     as it now is (after the default rules' fixes), per code, so that the
     report can say that ``--select ALL`` finds more.  Top-level graph only."""
-    if rewrites.requested(select):
+    if select:
         return {}
     found, _ = run(ctx, rewrites.opt_in(ignore), apply=False)
-    counts: dict[str, int] = {}
-    for f in found:
-        counts[f.code] = counts.get(f.code, 0) + 1
-    return counts
+    return dict(Counter(f.code for f in found))
 
 
 def _format_name(model: Model) -> str:

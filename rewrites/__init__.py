@@ -76,21 +76,21 @@ def requested(select=None):
     return env or None
 
 
+def _named(tokens) -> set:
+    """The rule classes the --select / --ignore tokens name."""
+    return {r for tok in tokens or () for r in lookup(tok)}
+
+
 def opt_in(ignore=None):
     """The rules outside the default set (minus --ignore), as instances."""
-    dropped = {r for tok in ignore or () for r in lookup(tok)}
+    dropped = _named(ignore)
     return [r() for r in RULES if not r.default and r not in dropped]
 
 
 def select(select=None, ignore=None):
     """Rule instances after --select / --ignore (codes, prefixes or names);
     without --select, the default set."""
-    chosen = [r for r in RULES if r.default]
     select = requested(select)
-    if select:
-        wanted = {r for tok in select for r in lookup(tok)}
-        chosen = [r for r in RULES if r in wanted]
-    if ignore:
-        dropped = {r for tok in ignore for r in lookup(tok)}
-        chosen = [r for r in chosen if r not in dropped]
-    return [r() for r in chosen]
+    wanted = _named(select) if select else {r for r in RULES if r.default}
+    dropped = _named(ignore)
+    return [r() for r in RULES if r in wanted and r not in dropped]
