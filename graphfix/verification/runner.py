@@ -88,12 +88,17 @@ def _queue_input(losses) -> str | None:
     return None
 
 
+def _producer(t):
+    """The op that makes tensor ``t``, looking through Identity ops."""
+    op = t.op
+    while op.type == "Identity":
+        op = op.inputs[0].op
+    return op
+
+
 def _restored(op) -> bool:
     """``op`` assigns a value a Restore op read from a checkpoint."""
-    src = op.inputs[1].op if len(op.inputs) > 1 else None
-    while src is not None and src.type == "Identity":
-        src = src.inputs[0].op
-    return src is not None and src.type.startswith("Restore")
+    return len(op.inputs) > 1 and _producer(op.inputs[1]).type.startswith("Restore")
 
 
 def _prepared(model):
@@ -244,10 +249,7 @@ class GraphRunner:
         own = {}
         for op in g.get_operations():
             if op.type in ("Assign", "AssignVariableOp") and op.name.endswith("/Assign") and not _restored(op):
-                var = op.inputs[0].op
-                while var.type == "Identity":
-                    var = var.inputs[0].op
-                own.setdefault(var.name, op)
+                own.setdefault(_producer(op.inputs[0]).name, op)
         left = [v for v in self.var_names if v not in covered]
         ops += [own[v] for v in left if v in own]
         if any(v not in own for v in left):
