@@ -102,12 +102,16 @@ def repairable_at_birth(ir, facts, log: str) -> bool:
     return pat is not None and restructurable(ir, facts, log_group(ir, pat[2]))
 
 
+def _fed(ir, ranges_, t) -> bool:
+    """``t`` is computed from feeds (and constants), and is not a constant itself."""
+    return ranges_.data_only(t) and const_value(ir, strip(ir, t)[0]) is None
+
+
 def _varies(ir, ranges_, t) -> bool:
     """``t`` changes per batch without being trained: fed, or drawn at
-    random (an action sampled in the graph), and not a constant."""
-    if const_value(ir, strip(ir, t)[0]) is None and ranges_.data_only(t):
-        return True
-    return search_up(ir, t, lambda op, ins: op in ranges.RANDOM_OPS or (ins[:1] if op in _INDEX_PASS else ()))
+    random (an action sampled in the graph)."""
+    return _fed(ir, ranges_, t) or search_up(
+        ir, t, lambda op, ins: op in ranges.RANDOM_OPS or (ins[:1] if op in _INDEX_PASS else ()))
 
 
 def picked_probability(ir, ranges_, log: str) -> bool:
@@ -134,5 +138,4 @@ def picked_probability(ir, ranges_, log: str) -> bool:
     if ir.op(prod[0]) != "Mul":
         return False
     a, b = ir.inputs(prod[0])[:2]
-    return any(ir.op(strip(ir, p)[0]) == "Softmax" and ranges_.data_only(w) and
-               const_value(ir, strip(ir, w)[0]) is None for p, w in ((a, b), (b, a)))
+    return any(ir.op(strip(ir, p)[0]) == "Softmax" and _fed(ir, ranges_, w) for p, w in ((a, b), (b, a)))
