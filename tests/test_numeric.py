@@ -116,36 +116,37 @@ def test_float_semantics(tf):
     assert _v(num, neg_abs).hi == 1.0
 
 
-def test_the_largest_probability_of_a_softmax_row_is_positive(tf):
+def _softmax_reduced(tf, reduce, row_axis, seq_axis, **row_kw):
+    """The values of ``reduce`` over a softmax of [B, 7] logits: by row (its
+    class axis, ``row_axis``), over the batch (axis 0; every row can starve a
+    class), over everything, and over the class axis ``seq_axis`` of a
+    [B, 1, 5] sequence."""
     g = tf.Graph()
     with g.as_default():
         x = tf.compat.v1.placeholder(tf.float32, [None, 5], name="x")
         w = tf.compat.v1.get_variable("w", [5, 7], use_resource=True)
         rows = tf.nn.softmax(tf.matmul(x, w))
-        by_row = tf.reduce_max(rows, axis=1)
-        last = tf.reduce_max(tf.nn.softmax(tf.reshape(x, [-1, 1, 5])), axis=-1)
-        over_batch = tf.reduce_max(rows, axis=0)  # a class's best row: every row can starve it
-        everything = tf.reduce_max(rows)
+        made = {"by_row": reduce(rows, axis=row_axis, **row_kw),
+                "steps": reduce(tf.nn.softmax(tf.reshape(x, [-1, 1, 5])), axis=seq_axis),
+                "over_batch": reduce(rows, axis=0), "everything": reduce(rows)}
     num = _numeric(g)
-    assert _v(num, by_row).positive and _v(num, by_row).lo == 0.5 / 7
-    assert _v(num, last).positive and _v(num, last).lo == 0.5 / 5
-    assert _v(num, everything).positive
-    assert _v(num, over_batch).reaches_zero()
+    return {k: _v(num, t) for k, t in made.items()}
+
+
+def test_the_largest_probability_of_a_softmax_row_is_positive(tf):
+    v = _softmax_reduced(tf, tf.reduce_max, 1, -1)
+    assert v["by_row"].positive and v["by_row"].lo == 0.5 / 7
+    assert v["steps"].positive and v["steps"].lo == 0.5 / 5
+    assert v["everything"].positive
+    assert v["over_batch"].reaches_zero()
 
 
 def test_the_sum_of_a_softmax_row_is_positive(tf):
-    g = tf.Graph()
-    with g.as_default():
-        x = tf.compat.v1.placeholder(tf.float32, [None, 5], name="x")
-        w = tf.compat.v1.get_variable("w", [5, 7], use_resource=True)
-        rows = tf.nn.softmax(tf.matmul(x, w))
-        by_row = tf.reduce_sum(rows, axis=-1, keepdims=True)  # Keras' categorical_crossentropy renormalises by it
-        steps = tf.reduce_sum(tf.nn.softmax(tf.reshape(x, [-1, 1, 5])), axis=2)
-        over_batch = tf.reduce_sum(rows, axis=0)  # a class's total over the rows: every row can starve it
-    num = _numeric(g)
-    assert _v(num, by_row).positive and _v(num, by_row).lo == 0.5 / 7
-    assert _v(num, steps).positive and _v(num, steps).lo == 0.5 / 5
-    assert _v(num, over_batch).reaches_zero()
+    # by row with keepdims: Keras' categorical_crossentropy renormalises by it
+    v = _softmax_reduced(tf, tf.reduce_sum, -1, 2, keepdims=True)
+    assert v["by_row"].positive and v["by_row"].lo == 0.5 / 7
+    assert v["steps"].positive and v["steps"].lo == 0.5 / 5
+    assert v["over_batch"].reaches_zero()
 
 
 def test_a_slice_that_picks_one_packed_element_has_its_value(tf):
